@@ -1,0 +1,66 @@
+"""`poolbert evaluate MODEL_DIR`: re-score a saved model on a split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import PoolbertError
+from .common import add_data_flags, quiet_libraries
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="re-score a saved model",
+        description="Score a saved model (a run directory or its model/ folder) on the validation "
+        "split of the data it was trained on, or on other data given by the data flags.",
+    )
+    parser.add_argument("model_dir", help="run directory or model folder")
+    parser.add_argument("--split", default="validation", choices=["validation", "train"],
+                        help="split to score (default: validation)")
+    parser.add_argument("--max-length", type=int, help="default: the run's max_length")
+    parser.add_argument("--batch-size", type=int, default=128, help="evaluation batch size")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    parser.add_argument("--output", help="write the metrics JSON here as well")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_data_flags(parser)
+    parser.set_defaults(handler=run)
+
+
+def locate(model_dir: str) -> tuple[Path, Path | None]:
+    """(model folder, run config.json or None) for a run directory or a bare model folder."""
+    path = Path(model_dir)
+    if (path / "model" / "config.json").is_file():
+        return path / "model", path / "config.json" if (path / "config.json").is_file() else None
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        run_config = path.parent / "config.json"
+        return path, run_config if run_config.is_file() else None
+    raise PoolbertError(f"no saved model in {path} (expected model/ or model.safetensors)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import RunConfig, apply_overrides
+    from ..data import TokenCache, load_data
+    from ..evaluate import evaluate, resolve_device, resolve_precision
+    from ..model import load_model
+    from ..files import read_json
+    from .common import SETTING_FLAGS
+
+    quiet_libraries(args.quiet)
+    model_path, run_config = locate(args.model_dir)
+    config = RunConfig.from_dict(read_json(run_config)) if run_config else RunConfig()
+    overrides = {k: getattr(args, k, None) for k in SETTING_FLAGS if hasattr(args, k)}
+    apply_overrides(config, overrides)
+    model, tokenizer = load_model(model_path)
+    data = load_data(config.data)
+    split = getattr(data, args.split)
+    enc = TokenCache(tokenizer).get(split, config.train.max_length)
+    device = resolve_device(args.device)
+    scores = evaluate(model.to(device), enc, args.batch_size, device,
+                      resolve_precision("auto", device), tokenizer.pad_token_id or 0)
+    text = json.dumps(scores.metrics, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,51 @@
+"""`poolbert train`: fine-tune one model with one pooling head."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..files import atomic_dir, check_output_dir
+from .common import add_run_flags, command_line, config_from_args, quiet_libraries
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="fine-tune one model with one pooling head",
+        description="Fine-tune an encoder with a pooling head; writes config.json, metrics.json, "
+        "history.jsonl, predictions.csv, loss_curve.png and model/ into the output directory.",
+    )
+    parser.add_argument("--output-dir", required=True, help="run directory to create")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output directory")
+    parser.add_argument("--no-save-model", dest="save_model", action="store_false",
+                        help="skip writing model/ (metrics and history only)")
+    add_run_flags(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import plot_loss_curve
+    from ..train import Resources, run_record, save_run, train
+
+    config = config_from_args(args)
+    out = check_output_dir(args.output_dir, args.overwrite)  # before any work
+    quiet_libraries(args.quiet)
+    resources = Resources.load(config)
+    result = train(config, resources, quiet=args.quiet)
+    with atomic_dir(out, args.overwrite) as tmp:
+        save_run(result, run_record(config, resources, command_line()), resources, tmp,
+                 save_model=args.save_model)
+        plot_loss_curve(result.history, tmp / "loss_curve.png",
+                        title=f"{config.model.pooling} on {resources.data.source}")
+    print_summary(result.metrics, Path(out))
+    return 0
+
+
+def print_summary(metrics: dict, out: Path) -> None:
+    print(
+        f"best epoch {metrics['best_epoch']}/{metrics['epochs_run']}: "
+        f"eval_accuracy {metrics['eval_accuracy']:.4f}  eval_f1 {metrics['eval_f1']:.4f}  "
+        f"eval_loss {metrics['eval_loss']:.4f}  "
+        f"train {metrics['train_samples_per_second']:.1f} examples/s  -> {out}"
+    )

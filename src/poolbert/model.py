@@ -1,0 +1,147 @@
+"""Encoder + pooler + dropout + linear classifier, as a transformers model.
+
+`PoolbertForSequenceClassification` is a `PreTrainedModel`, so `save_pretrained` writes
+safetensors plus a config that holds the encoder's config, the pooling head and the label names,
+and `from_pretrained` restores it exactly. This file imports only torch, transformers and
+`.pooling`: export copies both files next to a model as its remote code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+try:  # inside the package
+    from .pooling import POOLERS, make_pooler
+except ImportError:  # pragma: no cover - loaded as remote code next to pooling.py
+    from pooling import POOLERS, make_pooler  # type: ignore[no-redef]
+
+
+class PoolbertConfig(PretrainedConfig):
+    model_type = "poolbert"
+
+    def __init__(
+        self,
+        encoder_config: dict | None = None,
+        pooling: str = "cls",
+        classifier_dropout: float = 0.1,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.encoder_config = encoder_config or {}
+        self.pooling = pooling
+        self.classifier_dropout = classifier_dropout
+        if self.encoder_config:  # so pipelines and generic code find the usual fields
+            self.hidden_size = self.encoder_config.get("hidden_size")
+
+
+def encoder_config_from(config: PoolbertConfig) -> PretrainedConfig:
+    values = dict(config.encoder_config)
+    return AutoConfig.for_model(values.pop("model_type"), **values)
+
+
+class PoolbertForSequenceClassification(PreTrainedModel):
+    config_class = PoolbertConfig
+    base_model_prefix = "poolbert"
+    _supports_sdpa = True
+
+    def __init__(self, config: PoolbertConfig) -> None:
+        super().__init__(config)
+        enc_config = encoder_config_from(config)
+        self.encoder = AutoModel.from_config(enc_config)
+        drop_encoder_pooler(self.encoder)
+        num_layers = getattr(enc_config, "num_hidden_layers", 12) + 1  # + embedding output
+        self.pooler = make_pooler(config.pooling, enc_config.hidden_size, num_layers)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(self.pooler.output_dim, config.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(encoder_config_from(self.config), "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        all_layers = self.pooler.uses_all_layers
+        out = self.encoder(**encoder_inputs, output_hidden_states=all_layers, return_dict=True)
+        if all_layers:
+            hidden = torch.stack(out.hidden_states, dim=1)  # (B, L, T, H)
+        else:
+            hidden = out.last_hidden_state  # (B, T, H)
+        pooled = self.pooler(hidden, attention_mask)  # (B, D)
+        logits = self.classifier(self.dropout(pooled))  # (B, C)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.float(), labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def drop_encoder_pooler(encoder: nn.Module) -> nn.Module | None:
+    """Detach the encoder's own pooler (if any): the head has its own; returns the old one."""
+    old = getattr(encoder, "pooler", None)
+    if old is not None:
+        encoder.pooler = None
+    return old
+
+
+def build_model(
+    model_name_or_path: str,
+    pooling: str,
+    label_names: list[str],
+    dropout: float = 0.1,
+    encoder: nn.Module | None = None,
+) -> PoolbertForSequenceClassification:
+    """A fresh head on a pretrained encoder loaded in float32 (mixed precision is autocast's job).
+
+    `encoder` may be a ready float32 encoder (e.g. a copy of weights read once per worker).
+    The `cls` head starts from the checkpoint's own pooler (dense + tanh) weights when present,
+    as BertForSequenceClassification does.
+    """
+    if pooling not in POOLERS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLERS)}")
+    if encoder is None:
+        encoder = AutoModel.from_pretrained(model_name_or_path, dtype=torch.float32)
+    checkpoint_pooler = drop_encoder_pooler(encoder)
+    config = PoolbertConfig(
+        encoder_config=encoder.config.to_dict(),
+        pooling=pooling,
+        classifier_dropout=dropout,
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+        base_model_name_or_path=str(model_name_or_path),
+    )
+    model = PoolbertForSequenceClassification(config)
+    model.encoder = encoder
+    dense = getattr(checkpoint_pooler, "dense", None)
+    if pooling == "cls" and isinstance(dense, nn.Linear):
+        model.pooler.dense.load_state_dict(dense.state_dict())
+    return model.float()
+
+
+def load_model(path: str) -> tuple[PoolbertForSequenceClassification, object]:
+    """A saved model (float32, eval mode) and its tokenizer, from a `save_pretrained` folder."""
+    from transformers import AutoTokenizer
+
+    model = PoolbertForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+    return model.eval(), AutoTokenizer.from_pretrained(path)
