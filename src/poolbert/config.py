@@ -85,6 +85,8 @@ class RunConfig:
 
 
 SECTIONS = ("data", "model", "train")
+# written into a run's config.json for the record; read back, they are not settings
+RECORD_ONLY_KEYS = ("versions", "command", "data_source", "text_columns_resolved")
 
 
 def field_names(section: str) -> list[str]:
@@ -104,7 +106,7 @@ def flatten(raw: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in raw.items():
         if key in SECTIONS and isinstance(value, dict):
             flat.update(value)
-        elif key in ("versions", "poolbert_version", "output_dir", "command"):
+        elif key in RECORD_ONLY_KEYS:
             continue  # written into config.json for the record; not settings
         else:
             flat[key] = value

@@ -144,4 +144,4 @@ def load_model(path: str) -> tuple[PoolbertForSequenceClassification, object]:
     from transformers import AutoTokenizer
 
     model = PoolbertForSequenceClassification.from_pretrained(path, dtype=torch.float32)
-    return model.eval(), AutoTokenizer.from_pretrained(path)
+    return model.eval(), AutoTokenizer.from_pretrained(path, config=model.config)

@@ -115,8 +115,12 @@ def train(
     resources: Resources | None = None,
     on_epoch: EpochHook | None = None,
     quiet: bool = False,
+    epoch_selection: str = "best",
 ) -> TrainResult:
-    """Fine-tune one model; keep the epoch with the best validation accuracy."""
+    """Fine-tune one model; keep the epoch with the best validation accuracy ("best"), or the
+    last epoch ("last": nothing chosen on the validation set, so its score stays unbiased)."""
+    if epoch_selection not in ("best", "last"):
+        raise ValueError(f"epoch_selection must be 'best' or 'last', got {epoch_selection!r}")
     t = config.train
     resources = resources or Resources.load(config)
     transformers.set_seed(t.seed)  # python, numpy, torch: head init, dropout and batch order
@@ -181,7 +185,7 @@ def train(
                 f"epoch {epoch}: eval_loss {scores.metrics['eval_loss']:.4f} "
                 f"eval_accuracy {scores.metrics['eval_accuracy']:.4f}"
             )
-        if best is None or scores.metrics["eval_accuracy"] > best[0]:
+        if best is None or scores.metrics["eval_accuracy"] > best[0] or epoch_selection == "last":
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best = (scores.metrics["eval_accuracy"], epoch, state, scores)
         if on_epoch is not None:

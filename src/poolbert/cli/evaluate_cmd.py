@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
     from ..evaluate import evaluate, resolve_device, resolve_precision
-    from ..model import load_model
     from ..files import read_json
+    from ..model import load_model
     from .common import SETTING_FLAGS
 
     quiet_libraries(args.quiet)

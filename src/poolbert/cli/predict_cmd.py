@@ -1,0 +1,68 @@
+"""`poolbert predict MODEL`: label a csv/tsv/jsonl file or a GLUE split with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import PoolbertError
+from .common import quiet_libraries
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict labels for a file or a GLUE split",
+        description="Predict with a run directory, a study directory (--head), a model folder or "
+        "an exported folder. Either --input FILE --output FILE (csv, tsv or jsonl, by extension; "
+        "read in chunks) or --task TASK --split SPLIT. Output rows: the input's id column if any, "
+        "the predicted label name and one prob_<label> column per label.",
+    )
+    parser.add_argument("model", help="run directory, study directory, model or exported folder")
+    parser.add_argument("--head", default="best", help="for a study directory: which head "
+                        "(default: best)")
+    source = parser.add_argument_group("input")
+    source.add_argument("--input", help="csv, tsv or jsonl file with one or two text columns")
+    source.add_argument("--task", help="GLUE task to predict a split of (rte, mnli, ...)")
+    source.add_argument("--split", default="test", choices=["test", "validation", "train"],
+                        help="split of --task (default: test)")
+    source.add_argument("--data-dir", help="local folder with the task's files (default: "
+                        "$POOLBERT_DATA_DIR/glue/<task>, else the Hub)")
+    parser.add_argument("--output", help="predictions file (csv, tsv or jsonl, by extension)")
+    parser.add_argument("--glue-submission", help="also write the GLUE server's file (e.g. "
+                        "RTE.tsv: index<TAB>prediction); needs --task and --split test")
+    parser.add_argument("--text-columns", help="one or two comma-separated columns (default: the "
+                        "model's training columns, else the task preset's, else text or "
+                        "sentence1,sentence2)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--max-length", type=int, help="max tokens per example (default: the "
+                        "training run's, else 128)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda ...")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import predict_file, predict_split
+
+    quiet_libraries(args.quiet)
+    columns = [c.strip() for c in args.text_columns.split(",") if c.strip()] \
+        if args.text_columns else None
+    common = dict(text_columns=columns, batch_size=args.batch_size, max_length=args.max_length,
+                  device=args.device, head=args.head, overwrite=args.overwrite, quiet=args.quiet)
+    if args.input and args.task:
+        raise PoolbertError("give either --input or --task, not both")
+    if args.input:
+        if not args.output:
+            raise PoolbertError("--input needs --output")
+        if args.glue_submission:
+            raise PoolbertError("--glue-submission needs --task (not --input)")
+        rows = predict_file(args.model, args.input, args.output, **common)
+        print(f"wrote {rows} predictions to {args.output}")
+        return 0
+    if not args.task:
+        raise PoolbertError("nothing to predict: give --input FILE or --task TASK --split SPLIT")
+    rows = predict_split(args.model, args.task, args.split, args.output, args.glue_submission,
+                         data_dir=args.data_dir, **common)
+    written = " and ".join(p for p in (args.output, args.glue_submission) if p)
+    print(f"wrote {rows} {args.task} {args.split} predictions to {written}")
+    return 0

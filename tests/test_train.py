@@ -1,0 +1,113 @@
+"""The training loop on a tiny random BERT: it learns, it is deterministic, it keeps the best epoch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import tiny_bert_dir, tiny_glue_dir
+
+from poolbert.config import RunConfig
+from poolbert.evaluate import evaluate
+from poolbert.model import PoolbertForSequenceClassification
+from poolbert.train import NonFiniteLoss, Resources, train
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    return tiny_bert_dir(root / "model"), tiny_glue_dir(root / "data", 96, 48)
+
+
+def config_for(setup, **train) -> RunConfig:
+    model_dir, data_dir = setup
+    config = RunConfig()
+    config.data.data_dir = str(data_dir)
+    config.model.model_name_or_path = str(model_dir)
+    config.model.pooling = "max"
+    config.model.dropout = 0.0
+    config.train.learning_rate = 3e-3
+    config.train.num_train_epochs = 4
+    config.train.batch_size = 8
+    config.train.max_length = 32
+    config.train.warmup_ratio = 0.0
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    return config.validate()
+
+
+def test_smoke_train_learns_a_learnable_task(setup):
+    result = train(config_for(setup), quiet=True)
+    steps = [r for r in result.history if r["type"] == "step"]
+    evals = [r for r in result.history if r["type"] == "eval"]
+    assert len(evals) == 4 and len(steps) == 4 * math.ceil(96 / 8)
+    first, last = sum(r["loss"] for r in steps[:6]) / 6, sum(r["loss"] for r in steps[-6:]) / 6
+    assert last < first
+    assert result.metrics["eval_accuracy"] >= 0.8  # majority rate of the data is 0.5
+    for key in ("eval_loss", "eval_accuracy", "eval_f1", "eval_confusion", "eval_runtime",
+                "eval_samples_per_second", "eval_steps_per_second", "epoch"):
+        assert key in result.metrics
+
+
+def test_same_seed_gives_identical_runs(setup):
+    config = config_for(setup, num_train_epochs=2)
+    resources = Resources.load(config)
+    a = train(config, resources, quiet=True)
+    b = train(config, resources, quiet=True)
+    timing = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+
+    def untimed(history):
+        return [{k: v for k, v in r.items() if k not in timing} for r in history]
+
+    assert untimed(a.history) == untimed(b.history)
+    assert a.metrics["eval_accuracy"] == b.metrics["eval_accuracy"]
+    assert a.metrics["eval_loss"] == b.metrics["eval_loss"]
+
+
+def test_returned_model_holds_the_best_epoch(setup):
+    config = config_for(setup, num_train_epochs=3, learning_rate=1e-2)
+    resources = Resources.load(config)
+    result = train(config, resources, quiet=True)
+    evals = [r for r in result.history if r["type"] == "eval"]
+    best = max(evals, key=lambda r: r["eval_accuracy"])
+    assert result.metrics["best_epoch"] == best["epoch"]
+    enc = resources.cache.get(resources.data.validation, config.train.max_length)
+    rescored = evaluate(result.model, enc, 64, torch.device("cpu"), "fp32", 0)
+    assert rescored.metrics["eval_accuracy"] == best["eval_accuracy"]
+
+
+def test_epoch_hook_sees_each_epoch_and_can_stop_the_run(setup):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def hook(epoch, metrics):
+        seen.append((epoch, metrics["eval_accuracy"]))
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config_for(setup), on_epoch=hook, quiet=True)
+    assert [e for e, _ in seen] == [1, 2]
+
+
+def test_gradient_accumulation_counts_optimizer_steps(setup):
+    result = train(config_for(setup, num_train_epochs=1, gradient_accumulation_steps=3), quiet=True)
+    steps = [r for r in result.history if r["type"] == "step"]
+    assert len(steps) == math.ceil(math.ceil(96 / 8) / 3)
+
+
+def test_non_finite_loss_stops_the_run(setup, monkeypatch):
+    original = PoolbertForSequenceClassification.forward
+
+    def nan_forward(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if out.loss is not None:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(PoolbertForSequenceClassification, "forward", nan_forward)
+    with pytest.raises(NonFiniteLoss, match="nan"):
+        train(config_for(setup, num_train_epochs=1), quiet=True)
