@@ -1,0 +1,212 @@
+"""One trial: sample the head's settings, train, report each epoch, keep the best model.
+
+The train function is a parameter (default `poolbert.train.train`) so tests can pass a fake that
+raises NaN losses, out-of-memory errors or Ctrl-C at will; no module-level switches.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from ..config import RunConfig, apply_overrides
+from ..files import read_json, replace_dir, write_json
+from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
+from .space import HeadSpace
+from .storage import WORKER_ATTR, FileLock, worker_id
+
+TrainFn = Callable[..., TrainResult]
+MIN_PRUNE_EPOCH = 2  # RTE accuracy is noise after one epoch: never prune before epoch 2
+
+
+class TrialFailed(Exception):
+    """A trial that cannot finish (out of memory); the study records it and goes on."""
+
+
+def trial_config(base: RunConfig, head: str, params: dict[str, Any]) -> RunConfig:
+    """The fixed settings, the head's pooling, then the sampled values (which may set pooling)."""
+    config = copy.deepcopy(base)
+    config.model.pooling = head
+    apply_overrides(config, params, source="search space")
+    return config.validate()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(exc, oom) or (isinstance(exc, RuntimeError)
+                                    and "out of memory" in str(exc).lower())
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class BestKeeper:
+    """`heads/<head>/best/` holds the run of the best trial so far (highest value, then lowest
+    trial number); it is replaced in one rename, and `best.json` follows it."""
+
+    def __init__(self, head_dir: Path, head: str, selection: str) -> None:
+        self.head_dir, self.head, self.selection = head_dir, head, selection
+        self.lock_path = head_dir / ".best.lock"
+
+    def current(self) -> dict | None:
+        path = self.head_dir / "best.json"
+        return read_json(path) if path.is_file() and (self.head_dir / "best").is_dir() else None
+
+    def beats(self, number: int, value: float) -> bool:
+        best = self.current()
+        if best is None or best.get("value") is None:
+            return True
+        return (value, -number) > (best["value"], -best["trial_number"])
+
+    def offer(self, number: int, value: float, params: dict,
+              write_run: Callable[[Path], None]) -> bool:
+        """Write the trial's run to a temporary folder and make it the best if it still beats
+        the best when the lock is held (other workers may finish at the same time)."""
+        self.head_dir.mkdir(parents=True, exist_ok=True)
+        if not self.beats(number, value):
+            return False
+        tmp = Path(tempfile.mkdtemp(prefix=f".trial-{number}.tmp-", dir=self.head_dir))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; best/ should read like any folder
+        try:
+            write_run(tmp)
+            with FileLock(self.lock_path):
+                if not self.beats(number, value):
+                    return False
+                replace_dir(tmp, self.head_dir / "best")
+                write_json(self.head_dir / "best.json", {
+                    "head": self.head, "trial_number": number, "value": value,
+                    "params": params, "selection": self.selection})
+                return True
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class TrialSetup:
+    base: RunConfig  # fixed settings shared by every trial
+    head: str
+    space: HeadSpace
+    resources: Resources  # trials train on resources.data.train, are scored on its validation
+    keeper: BestKeeper
+    quiet: bool = True
+    command: list[str] | None = None
+
+
+class Objective:
+    """`objective(trial) -> best-epoch validation accuracy` of the sampled configuration."""
+
+    def __init__(self, setup: TrialSetup, train_fn: TrainFn = train) -> None:
+        self.setup = setup
+        self.train_fn = train_fn
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params: dict[str, Any] = {}
+        try:
+            params.update(self.setup.space.suggest(trial))
+            return self._run(trial, params)
+        except KeyboardInterrupt:  # wherever it lands: mark the trial, queue it for the resume
+            trial.set_user_attr("fail_reason", "interrupted")
+            if len(params) == len(self.setup.space.params):
+                _requeue(trial, params)
+            raise
+
+    def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
+        s = self.setup
+        config = trial_config(s.base, s.head, params)
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        if trial.user_attrs.get("fail_reason"):  # a re-run inherits its failed original's attrs
+            trial.set_user_attr("fail_reason", "")
+        trial.set_user_attr("planned_epochs", config.train.num_train_epochs)
+        epochs = [0]  # epochs finished so far, updated by the hook
+        start = time.perf_counter()
+
+        def record(**attrs: Any) -> None:
+            trial.set_user_attr("epochs_run", epochs[0])
+            trial.set_user_attr("duration_s", round(time.perf_counter() - start, 3))
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+
+        last = config.train.num_train_epochs
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            epochs[0] = epoch
+            trial.report(float(metrics["eval_accuracy"]), epoch)
+            # pruning after the last epoch would save nothing and discard a finished trial
+            if MIN_PRUNE_EPOCH <= epoch < last and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}: validation accuracy "
+                                         f"{metrics['eval_accuracy']:.4f}")
+
+        oom_reason = None
+        try:
+            result = self.train_fn(config, s.resources, on_epoch=on_epoch, quiet=s.quiet)
+        except optuna.TrialPruned:
+            record()
+            raise
+        except NonFiniteLoss as exc:  # a too-large learning rate: a bad region, not a crash
+            record(fail_reason=f"non-finite loss: {exc}")
+            raise optuna.TrialPruned(f"non-finite loss: {exc}") from None
+        except KeyboardInterrupt:
+            record()
+            raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                record(fail_reason=f"{type(exc).__name__}: {_first_line(exc)}")
+                raise
+            oom_reason = f"out of memory: {_first_line(exc)}"
+        if oom_reason is not None:  # outside the handler: the traceback's tensors are released
+            free_memory()
+            record(fail_reason=oom_reason)
+            raise TrialFailed(oom_reason)
+
+        epochs[0] = result.epochs_run
+        record(best_epoch=int(result.metrics["best_epoch"]))
+        value = float(result.metrics["eval_accuracy"])
+        s.keeper.offer(trial.number, value, params,
+                       lambda folder: self._write_run(result, config, trial.number, params, folder))
+        return value
+
+    def _write_run(self, result: TrainResult, config: RunConfig, number: int, params: dict,
+                   folder: Path) -> None:
+        s = self.setup
+        record = run_record(config, s.resources, s.command)
+        record["tune"] = {"head": s.head, "trial_number": number, "params": params,
+                          "value": float(result.metrics["eval_accuracy"]),
+                          "selection": s.keeper.selection}
+        save_run(result, record, s.resources, folder, save_model=True)
+        # no loss_curve.png: plotting belongs to `report`, below tune; it draws from history.jsonl
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _requeue(trial: Any, params: dict) -> None:
+    """Queue the interrupted trial's parameters so that resuming runs them first."""
+    study = getattr(trial, "study", None)  # FixedTrial has none
+    if study is None:
+        return
+    try:
+        study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+    except Exception:  # noqa: BLE001  (best effort while shutting down)
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

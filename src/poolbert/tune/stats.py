@@ -1,0 +1,85 @@
+"""Statistics for comparing heads: seed summaries and paired tests. Pure functions, no I/O.
+
+Correctness vectors are boolean arrays over the same validation examples in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def seed_summary(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean, sample standard deviation (ddof=1) and the t-interval of the mean.
+
+    With one value the spread is unknown: std and the interval are None.
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return {"mean": None, "std": None, "ci95": None}
+    mean = float(x.mean())
+    if len(x) < 2:
+        return {"mean": mean, "std": None, "ci95": None}
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1)) * std / math.sqrt(len(x))
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+
+
+def majority_correct(correct_per_seed: Sequence[Sequence[bool]],
+                     tie_break: Sequence[bool] | None = None) -> np.ndarray:
+    """Per example: right in more than half of the seed runs. A tie (even K) takes `tie_break`
+    (e.g. whether the seed-averaged probabilities pick the true label), else counts as wrong."""
+    matrix = np.asarray(correct_per_seed, dtype=bool)  # (K, N)
+    votes, k = matrix.sum(axis=0) * 2, matrix.shape[0]
+    out = votes > k
+    if tie_break is not None:
+        out = np.where(votes == k, np.asarray(tie_break, dtype=bool), out)
+    return out
+
+
+def discordant(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[int, int]:
+    """(examples A gets right and B wrong, examples B gets right and A wrong)."""
+    a, b = np.asarray(a_correct, dtype=bool), np.asarray(b_correct, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired vectors differ in length: {a.shape} vs {b.shape}")
+    return int((a & ~b).sum()), int((~a & b).sum())
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: a binomial test of b successes in b + c at 1/2."""
+    if b + c == 0:
+        return 1.0
+    return float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+
+
+def paired_bootstrap(a_correct: np.ndarray, b_correct: np.ndarray, n_resamples: int = 10_000,
+                     seed: int = 0, confidence: float = 0.95) -> dict:
+    """Accuracy difference A - B, its percentile interval over resampled examples, and a
+    two-sided p-value (twice the smaller share of resampled differences on either side of 0)."""
+    a = np.asarray(a_correct, dtype=float)
+    b = np.asarray(b_correct, dtype=float)
+    diff = a - b  # per example: -1, 0 or 1
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 500):  # blocks: memory stays small on large dev sets
+        size = min(500, n_resamples - start)
+        means[start:start + size] = diff[rng.integers(0, len(diff), (size, len(diff)))].mean(1)
+    tail = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [tail, 1 - tail])
+    p = min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+    return {"difference": float(diff.mean()), "ci95": [float(lo), float(hi)], "p_value": p,
+            "n_resamples": n_resamples}
+
+
+def paired_t(a_values: Sequence[float], b_values: Sequence[float]) -> dict | None:
+    """Paired t-test over seeds (seed k of A with seed k of B); None below two pairs or when
+    every difference is the same (no spread to test)."""
+    a, b = np.asarray(a_values, dtype=float), np.asarray(b_values, dtype=float)
+    if len(a) != len(b) or len(a) < 2 or np.ptp(a - b) <= 1e-12:  # rounding noise is no spread
+        return None
+    result = stats.ttest_rel(a, b)
+    return {"statistic": float(result.statistic), "p_value": float(result.pvalue),
+            "difference": float((a - b).mean())}

@@ -1,0 +1,213 @@
+"""Where trials live: the Optuna storage, one study per head, locks and dead-worker recovery.
+
+SQLite (`study.db`, the default) and any SQLAlchemy URL use `RDBStorage` with a heartbeat: a
+trial whose worker stopped beating for `grace_period` seconds is marked FAILED and re-queued with
+the same parameters. Optuna's JournalStorage has no heartbeat, so for every storage a worker also
+fails the RUNNING trials of dead processes on its own machine (recorded as "host:pid").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from ..errors import PoolbertError
+from .settings import TuneConfig, redact
+
+try:  # POSIX; elsewhere workers of one machine do without the budget lock
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
+
+
+def storage_description(tc: TuneConfig) -> str:
+    if tc.storage is None:
+        return str(tc.out / "study.db")
+    if tc.storage == "journal":
+        return str(tc.out / "journal.log")
+    return redact(tc.storage)
+
+
+def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
+    if tc.storage == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(tc.out / "journal.log")))
+    url = sqlalchemy_url(tc.storage or f"sqlite:///{(tc.out / 'study.db').resolve()}")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs,
+                heartbeat_interval=tc.heartbeat_interval, grace_period=tc.grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(tc.max_retry),
+            )
+    except Exception as exc:  # driver, URL and connection errors all mean the same here
+        reason = _redacted_reason(exc, url)
+        raise PoolbertError(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgresql://` names no driver, and SQLAlchemy 2.1 then wants psycopg 3; where only
+    psycopg2 (poolbert's `postgres` extra) is installed, name that one."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep:
+        return url
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return f"postgresql://{rest}"
+
+
+def _redacted_reason(exc: BaseException, url: str) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = redact(text)
+    password = url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2] if "@" in url else ""
+    return text.replace(password, "***") if password else text
+
+
+def study_name(tc: TuneConfig, head: str) -> str:
+    return f"{tc.name}-{head}"
+
+
+def open_study(tc: TuneConfig, storage: Any, head: str, identity: dict[str, Any],
+               sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Create the head's study, or load it after checking it searches the same space.
+
+    `identity` (search space, selection protocol, fixed settings) is stored as study user
+    attributes; a study of that name with other values is refused rather than mixed.
+    """
+    name = study_name(tc, head)
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    stored = study.user_attrs
+    if not stored:
+        for key, value in identity.items():
+            study.set_user_attr(key, value)
+        return study
+    for key, value in identity.items():
+        if key in stored and stored[key] != value:
+            raise PoolbertError(
+                f"study {name!r} in {storage_description(tc)} exists with a different {key} "
+                f"({_difference(stored[key], value)}); use another --study-name or --output-dir"
+            )
+    return study
+
+
+def _difference(stored: Any, asked: Any) -> str:
+    """The keys that differ (stored -> asked), short enough for one line."""
+    if isinstance(stored, dict) and isinstance(asked, dict):
+        keys = [k for k in dict.fromkeys([*stored, *asked]) if stored.get(k) != asked.get(k)]
+        text = "; ".join(f"{k}: {stored.get(k)} -> {asked.get(k)}" for k in keys)
+    else:
+        text = f"{stored} -> {asked}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+@dataclass
+class Counts:
+    finished: int  # COMPLETE + PRUNED: what the budget counts
+    running: int
+    failed: int
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Counts:
+        trials = study.get_trials(deepcopy=False)
+        state = [t.state for t in trials]
+        return cls(sum(s in FINISHED for s in state), state.count(TrialState.RUNNING),
+                   state.count(TrialState.FAIL))
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_dead_workers(study: optuna.Study, max_retry: int) -> list[int]:
+    """FAIL the RUNNING trials whose process on this machine is gone, and re-queue them."""
+    host = socket.gethostname()
+    storage = study._storage  # noqa: SLF001  (Optuna's own callbacks use it the same way)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason",  # noqa: SLF001
+                                        "worker process died during the trial")
+            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
+                failed.append(trial.number)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    retry = RetryHeartbeatStaleTrialCallback(max_retry)
+                retry(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+    return failed
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's heartbeat check (RDB storages): FAIL and re-queue trials that stopped beating."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileLock:
+    """An exclusive lock between the processes of one machine (flock); release() is idempotent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def acquire(self) -> FileLock:
+        if fcntl is not None and self._handle is None:
+            handle = open(self.path, "a+")  # noqa: SIM115  (held until release)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    with FileLock(path):
+        yield

@@ -1,0 +1,170 @@
+"""`run_study`: the whole study, top to bottom.
+
+1. check settings and the search space, open (or resume) one Optuna study per head;
+2. run workers (here, or N spawned processes) until each head has its finished trials;
+3. write trials.csv; score each head's best model on dev; re-train it with K seeds;
+4. write summary.json and summary.md (and the report, when `poolbert.report` can).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from typing import Any
+
+from ..errors import PoolbertError
+from ..files import read_json, write_json
+from ..train import Resources, train
+from . import final, summary
+from .objective import TrainFn
+from .settings import TuneConfig
+from .space import SearchSpace, load_space
+from .storage import open_storage, open_study, storage_description
+from .worker import (
+    WorkerJob,
+    describe_pruner,
+    n_trials_for,
+    run_worker,
+    sigterm_as_interrupt,
+    study_identity,
+    tuning_resources,
+    worker_process,
+)
+
+WORKER_GRACE_S = 30  # seconds a stopping worker gets to record its trial
+
+
+def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
+    """Run or resume the study described by `tc`; returns summary.json's content."""
+    start = time.time()
+    tc.validate()
+    space = load_space(tc.space)
+    space.check_heads(tc.heads)
+    prepare_output_dir(tc, space)
+    storage = open_storage(tc)
+    for head in tc.heads:  # refuses a study of the same name that searches another space
+        open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
+    deadline = start + tc.timeout if tc.timeout else None
+    with sigterm_as_interrupt():
+        try:
+            resources = tune_heads(tc, space, deadline, train_fn)
+        finally:
+            write_trials(tc, storage, space)
+        resources = resources or Resources.load(tc.run)
+        outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
+                    for h in tc.heads]
+        for outcome in outcomes:
+            final.score_best_on_dev(tc, outcome, resources)
+            final.run_seeds(tc, outcome, resources, train_fn)
+    result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
+                                   data_sizes(tc, resources), time.time() - start,
+                                   budget(tc, space))
+    write_json(tc.out / "summary.json", result)
+    (tc.out / "summary.md").write_text(summary.summary_markdown(result, tc), encoding="utf-8")
+    return result
+
+
+def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
+               train_fn: TrainFn) -> Resources | None:
+    """Workers run until every head's budget is met; one worker runs in this process."""
+    if tc.n_workers == 1:
+        return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn)
+    run_worker_processes(tc, space, deadline, train_fn)
+    return None
+
+
+def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | None,
+                         train_fn: TrainFn) -> None:
+    """N spawned processes on the same studies; Ctrl-C reaches them all (one process group),
+    SIGTERM to this process is passed on; each marks its running trial before exiting."""
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet)
+            for i in range(tc.n_workers)]
+    processes = [context.Process(target=worker_process, args=(job, train_fn, errors),
+                                 name=f"poolbert-tune-worker-{job.index}") for job in jobs]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt as exc:
+        stop_workers(processes, by_terminal=not exc.args)
+        raise
+    messages = _drain(errors)
+    codes = [p.exitcode for p in processes]
+    if messages:
+        raise PoolbertError(messages[0])
+    if 130 in codes or -2 in codes:
+        raise KeyboardInterrupt
+    if any(code != 0 for code in codes):
+        raise PoolbertError(f"a tuning worker failed (exit codes {codes}); see its output above")
+
+
+def stop_workers(processes: list, by_terminal: bool) -> None:
+    """Ctrl-C in a terminal reaches every worker already: give them time to mark their trials.
+    Otherwise (SIGTERM to this process) pass SIGTERM on, which each worker treats as Ctrl-C."""
+    deadline = time.time() + (WORKER_GRACE_S if by_terminal else 0)
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.time()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=WORKER_GRACE_S)
+        if process.is_alive():
+            process.kill()
+
+
+def _drain(errors: Any) -> list[str]:
+    messages = []
+    while True:
+        try:
+            messages.append(errors.get(timeout=0.1))
+        except queue.Empty:
+            return messages
+
+
+def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
+    """Create the study directory, or resume one; never take over another kind of folder."""
+    out = tc.out
+    if out.exists() and not out.is_dir():
+        raise PoolbertError(f"output path exists and is not a directory: {out}")
+    if out.is_dir() and any(out.iterdir()):
+        config = out / "config.json"
+        if not config.is_file() or "tune" not in read_json(config):
+            raise PoolbertError(f"output directory exists and is not a poolbert study: {out}")
+    (out / "heads").mkdir(parents=True, exist_ok=True)
+    record = {**tc.run.to_dict(), "tune": tc.to_dict()}
+    # the keys `poolbert report` reads
+    record.update({"poolings": list(tc.heads), "study_name": tc.name,
+                   "storage": storage_description(tc), "n_trials": tc.n_trials,
+                   "pruner": describe_pruner(tc.pruner),
+                   "sampler": f"TPESampler(seed={tc.run.train.seed})",
+                   "space": {h: space.for_head(h).to_dict() for h in tc.heads}})
+    write_json(out / "config.json", record)
+
+
+def write_trials(tc: TuneConfig, storage: Any, space: SearchSpace) -> None:
+    trials = {h: final.collect(tc, storage, h, 0).trials for h in tc.heads}
+    summary.write_trials_csv(tc.out / "trials.csv", trials)
+
+
+def data_sizes(tc: TuneConfig, resources: Resources) -> dict[str, int]:
+    fit = tuning_resources(resources, tc).data
+    return {"train": len(resources.data.train), "eval": len(resources.data.validation),
+            "fit": len(fit.train), "holdout": len(fit.validation) if tc.select_on == "holdout"
+            else 0}
+
+
+def budget(tc: TuneConfig, space: SearchSpace) -> dict[str, Any]:
+    return {
+        "n_trials": {h: n_trials_for(tc, space.for_head(h)) for h in tc.heads},
+        "space": space.source if tc.space not in ("paper", "quick") else f"{tc.space}.yaml",
+        "pruner": describe_pruner(tc.pruner),
+        "max_train_samples": tc.run.data.max_train_samples,
+        "final_seeds": tc.final_seeds,
+        "n_workers": tc.n_workers,
+        "timeout": tc.timeout,
+    }

@@ -1,0 +1,252 @@
+"""What a study reports: trials.csv, summary.json and summary.md (the report's tables)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from . import stats
+from .final import HeadOutcome
+from .settings import TuneConfig, redact
+
+ALPHA = 0.05
+TRIAL_COLUMNS = ("head", "number", "state", "value")
+TRIAL_ATTRS = ("epochs_run", "duration_s", "fail_reason")
+
+
+# ----------------------------------------------------------------------------- trials.csv
+
+
+def fail_reason(trial: FrozenTrial, trials: list[FrozenTrial]) -> str:
+    reason = trial.user_attrs.get("fail_reason")
+    if reason:
+        return str(reason)
+    if trial.state == TrialState.FAIL:
+        retried = any(t.system_attrs.get("failed_trial") == trial.number for t in trials)
+        return "worker lost (no heartbeat)" if retried else "unknown"
+    return ""
+
+
+def write_trials_csv(path: Path, trials_by_head: dict[str, list[FrozenTrial]]) -> None:
+    params = list(dict.fromkeys(p for trials in trials_by_head.values() for t in trials
+                                for p in t.params))
+    header = [*TRIAL_COLUMNS, *(f"params_{p}" for p in params), *TRIAL_ATTRS]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for head, trials in trials_by_head.items():
+            for t in sorted(trials, key=lambda t: t.number):
+                writer.writerow([
+                    head, t.number, t.state.name, "" if t.value is None else t.value,
+                    *("" if t.params.get(p) is None else t.params[p] for p in params),
+                    t.user_attrs.get("epochs_run", ""), t.user_attrs.get("duration_s", ""),
+                    fail_reason(t, trials),
+                ])
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- summary.json
+
+
+def epochs_saved(trials: list[FrozenTrial]) -> int:
+    """Sum over pruned trials of the epochs they were planned to run but did not."""
+    return int(sum(max(0, int(t.user_attrs.get("planned_epochs", 0))
+                       - int(t.user_attrs.get("epochs_run", 0)))
+                   for t in trials if t.state == TrialState.PRUNED))
+
+
+def head_summary(o: HeadOutcome) -> dict[str, Any]:
+    count = lambda state: sum(t.state == state for t in o.trials)  # noqa: E731
+    accuracies = [r.accuracy for r in o.seed_runs]
+    return {
+        "n_trials": count(TrialState.COMPLETE) + count(TrialState.PRUNED) + count(TrialState.FAIL),
+        "n_requested": o.n_requested,
+        "n_complete": count(TrialState.COMPLETE),
+        "n_pruned": count(TrialState.PRUNED),
+        "n_failed": count(TrialState.FAIL),
+        "best_trial": o.best.number if o.best else None,
+        "best_value": o.best.value if o.best else None,
+        "best_params": dict(o.best.params) if o.best else None,
+        "best_epoch": o.best.user_attrs.get("best_epoch") if o.best else None,
+        "dev_accuracy_best": o.dev_accuracy_best,
+        "seeds": [r.seed for r in o.seed_runs],
+        "seed_accuracies": accuracies,
+        **stats.seed_summary(accuracies),
+        "epochs_saved_by_pruning": epochs_saved(o.trials),
+    }
+
+
+def representative(o: HeadOutcome, labels: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Per-example correctness standing for the head: a majority vote of its seed runs (ties
+    go to the seed-averaged probabilities), else its best trial's model."""
+    if o.seed_runs:
+        soft = np.mean([r.probs for r in o.seed_runs], axis=0).argmax(axis=1) == labels
+        return (stats.majority_correct([r.correct for r in o.seed_runs], tie_break=soft),
+                f"majority vote over {len(o.seed_runs)} seed runs")
+    return o.dev_correct_best, "the best trial's model"
+
+
+def comparisons(outcomes: list[HeadOutcome], labels: np.ndarray,
+                alpha: float = ALPHA) -> list[dict[str, Any]]:
+    """Every pair of heads on the same dev examples: exact McNemar and a paired bootstrap on
+    per-example correctness, and a paired t-test over seeds where both have two or more."""
+    out: list[dict[str, Any]] = []
+    for a, b in itertools.combinations(outcomes, 2):
+        (ca, basis_a), (cb, basis_b) = representative(a, labels), representative(b, labels)
+        if ca is None or cb is None:
+            continue
+        right_wrong, wrong_right = stats.discordant(ca, cb)
+        pair = {"a": a.head, "b": b.head, "a_correct_b_wrong": right_wrong,
+                "b_correct_a_wrong": wrong_right, "alpha": alpha,
+                "basis": basis_a if basis_a == basis_b else f"{a.head}: {basis_a}; "
+                                                               f"{b.head}: {basis_b}"}
+        p = stats.mcnemar_exact(right_wrong, wrong_right)
+        out.append({**pair, "test": "mcnemar", "statistic": min(right_wrong, wrong_right),
+                    "p_value": p, "significant": p < alpha})
+        boot = stats.paired_bootstrap(ca, cb, seed=0)
+        out.append({**pair, "test": "paired_bootstrap", "statistic": boot["difference"],
+                    "p_value": boot["p_value"], "significant": boot["p_value"] < alpha,
+                    "difference": boot["difference"], "ci95": boot["ci95"],
+                    "n_resamples": boot["n_resamples"]})
+        t = stats.paired_t([r.accuracy for r in a.seed_runs], [r.accuracy for r in b.seed_runs])
+        if t is not None:
+            out.append({"a": a.head, "b": b.head, "test": "paired_t_seeds", "alpha": alpha,
+                        "statistic": t["statistic"], "p_value": t["p_value"],
+                        "significant": t["p_value"] < alpha, "difference": t["difference"],
+                        "basis": f"accuracy of seed k of {a.head} vs seed k of {b.head}"})
+    return out
+
+
+def selection_text(tc: TuneConfig, n_fit: int, n_holdout: int, n_eval: int) -> str:
+    if tc.select_on == "dev":
+        return (f"dev: every trial was scored on the validation set ({n_eval} examples) and the "
+                "best trial was chosen on that same set, as the report did; its number is "
+                "optimistic (chosen and reported on the same examples), and the seed "
+                "re-trainings also keep each run's best epoch on it.")
+    return (f"holdout: trials trained on {n_fit} training examples and were scored on a "
+            f"stratified held-out {tc.holdout_fraction:.0%} of train ({n_holdout} examples); the "
+            f"validation set ({n_eval} examples) was not used to choose anything. Each head's "
+            "best model was scored on it once, and the seed re-trainings on all of train keep "
+            "their last epoch.")
+
+
+def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.ndarray,
+                  sizes: dict[str, int], wall_time_s: float,
+                  budget: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": tc.run.data.task,
+        "model": tc.run.model.model_name_or_path,
+        "selection": tc.select_on,
+        "select_on_description": selection_text(tc, sizes["fit"], sizes["holdout"],
+                                                sizes["eval"]),
+        "metric": "eval_accuracy",
+        "n_eval": sizes["eval"],
+        "n_train": sizes["train"],
+        "study_name": tc.name,
+        "storage": redact(tc.storage) if tc.storage else None,
+        "preset": tc.preset,
+        "budget": budget,
+        "heads": {o.head: head_summary(o) for o in outcomes},
+        "comparisons": comparisons(outcomes, dev_labels),
+        "wall_time_s": round(wall_time_s, 1),
+    }
+
+
+# ----------------------------------------------------------------------------- summary.md
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def summary_markdown(summary: dict[str, Any], tc: TuneConfig) -> str:
+    heads = summary["heads"]
+    names = list(heads)
+    lines = [f"# poolbert study {summary['study_name']}: {summary['task'] or 'custom data'}, "
+             f"{summary['model']}", ""]
+    params = list(dict.fromkeys(p for h in heads.values() for p in (h["best_params"] or {})))
+    lines += ["## Table 1: best hyperparameters per head", ""]
+    rows = [[p, *(_num((heads[h]["best_params"] or {}).get(p), 6) for h in names)]
+            for p in params]
+    rows.append(["best epoch", *(_num(heads[h]["best_epoch"]) for h in names)])
+    rows.append(["best trial", *(_num(heads[h]["best_trial"]) for h in names)])
+    lines += _table(["parameter", *names], rows) + [""]
+
+    lines += ["## Table 2: accuracy per head (%)", ""]
+    rows = [[h, _pct(heads[h]["best_value"]), _pct(heads[h]["dev_accuracy_best"]),
+             _pct(heads[h]["mean"]), _pct(heads[h]["std"]),
+             "–" if not heads[h]["ci95"] else
+             f"[{_pct(heads[h]['ci95'][0])}, {_pct(heads[h]['ci95'][1])}]"] for h in names]
+    lines += _table(["head", f"best trial ({summary['selection']})", "best model on dev",
+                     "seed mean", "seed std", "95% t-interval"], rows) + [""]
+
+    lines += ["## Table 3: seed re-trainings (dev accuracy, %)", ""]
+    rows = [[h, ", ".join(str(s) for s in heads[h]["seeds"]) or "–",
+             ", ".join(_pct(a) for a in heads[h]["seed_accuracies"]) or "–"] for h in names]
+    lines += _table(["head", "seeds", "accuracies"], rows) + [""]
+
+    lines += ["## Table 4: paired tests between heads", ""]
+    rows = [[c["a"], c["b"], c["test"], _num(c["statistic"]), _num(c["p_value"]),
+             _num(c.get("a_correct_b_wrong")), _num(c.get("b_correct_a_wrong")),
+             _num(c["significant"]), c.get("basis", "")] for c in summary["comparisons"]]
+    lines += (_table(["A", "B", "test", "statistic", "p-value", "A right B wrong",
+                      "B right A wrong", f"p < {ALPHA}", "basis"], rows)
+              if rows else ["No pair of heads to compare."]) + [""]
+
+    lines += ["## Table 5: trials", ""]
+    rows = [[h, _num(heads[h]["n_requested"]), _num(heads[h]["n_complete"]),
+             _num(heads[h]["n_pruned"]), _num(heads[h]["n_failed"]),
+             _num(heads[h]["epochs_saved_by_pruning"])] for h in names]
+    lines += _table(["head", "requested", "complete", "pruned", "failed",
+                     "epochs saved by pruning"], rows) + [""]
+
+    lines += ["## Protocol", "", f"Selection: {summary['select_on_description']}", "",
+              protocol_text(summary), "", budget_text(summary), ""]
+    return "\n".join(lines)
+
+
+def protocol_text(summary: dict[str, Any]) -> str:
+    budget = summary["budget"]
+    return (
+        f"Each head has its own Optuna study ({summary['study_name']}-<head>) with a seeded TPE "
+        f"sampler and pruner {budget['pruner']}; a trial's objective is its best-epoch accuracy "
+        f"on the selection set. Search space: {budget['space']}. The best settings of each head "
+        f"were re-trained with {budget['final_seeds']} seeds on {summary['n_train']} training "
+        f"examples and scored on {summary['n_eval']} dev examples (mean, sample std, 95% "
+        "t-interval). Paired tests use the same dev examples: exact McNemar (binomial test on "
+        "the discordant counts) and a paired bootstrap (10,000 resamples of examples) on "
+        "per-example correctness (majority vote over seeds, ties decided by the seed-averaged "
+        "probabilities), and a paired t-test over seeds; no correction for multiple comparisons."
+    )
+
+
+def budget_text(summary: dict[str, Any]) -> str:
+    budget = summary["budget"]
+    trials = ", ".join(f"{h} {n}" for h, n in budget["n_trials"].items())
+    timeout = f"{budget['timeout']:.0f} s" if budget["timeout"] else "none"
+    return (f"Budget: trials per head {trials}; max_train_samples "
+            f"{budget['max_train_samples'] or 'all'}; final seeds {budget['final_seeds']}; "
+            f"{budget['n_workers']} worker process(es); timeout {timeout}. Wall time of this "
+            f"command: {summary['wall_time_s']:.0f} s.")

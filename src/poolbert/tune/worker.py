@@ -1,0 +1,224 @@
+"""A worker: one process that runs trials of each head's study until its budget is met.
+
+Every worker (in this process, in spawned processes, or on other machines sharing a database)
+runs the same loop. Under a lock shared by the workers of this machine it counts the head's
+finished (COMPLETE + PRUNED) and RUNNING trials, and starts a trial only while their sum is
+below the budget; the lock is released as soon as the new trial is RUNNING in the storage. So N
+local workers produce exactly the requested number of finished trials (Optuna's
+MaxTrialsCallback checks only after a trial ends, which lets concurrent workers overshoot).
+Workers on other machines (a shared PostgreSQL study) have no common lock: there the count and
+the start of a trial are milliseconds apart, and a race can add at most one trial per machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from ..data import stratified_holdout
+from ..errors import PoolbertError
+from ..train import Resources, train
+from .objective import BestKeeper, Objective, TrainFn, TrialFailed, TrialSetup
+from .settings import TuneConfig
+from .space import HeadSpace, SearchSpace
+from .storage import (
+    Counts,
+    FileLock,
+    fail_dead_workers,
+    fail_stale_trials,
+    open_storage,
+    open_study,
+)
+
+MIN_RESOURCE = 2  # epochs before Hyperband may stop a trial (RTE is noisy early)
+
+
+@dataclass
+class WorkerJob:
+    """Everything a worker needs; plain data, so it pickles into a spawned process."""
+
+    tune: TuneConfig
+    space: SearchSpace
+    index: int = 0
+    deadline: float | None = None  # time.time() after which no new trial starts
+    progress_bars: bool = True
+
+
+def tuning_resources(resources: Resources, tc: TuneConfig) -> Resources:
+    """The data trials see: train and dev, or (holdout) a stratified split of train alone.
+
+    Tokenizer, token cache and encoder weights are shared, so nothing is read twice."""
+    if tc.select_on == "dev":
+        return resources
+    fit, held = stratified_holdout(resources.data.train, tc.holdout_fraction, tc.run.train.seed)
+    data = dataclasses.replace(resources.data, train=fit, validation=held)
+    return dataclasses.replace(resources, data=data)
+
+
+def study_identity(tc: TuneConfig, space: HeadSpace) -> dict[str, Any]:
+    """What must match for trials to be comparable; stored on the study, checked on resume."""
+    run = tc.run.to_dict()
+    machine_specific = {"data_dir", "train_file", "validation_file", "test_file", "device",
+                        "precision", "compile", "eval_batch_size"}
+    fixed = {k: v for section in run.values() for k, v in section.items()
+             if k not in machine_specific and k not in space.params and k != "pooling"}
+    identity = {"search_space": space.to_dict()["params"],
+                "protocol": {"select_on": tc.select_on,
+                             "holdout_fraction": tc.holdout_fraction if tc.select_on == "holdout"
+                             else None},
+                "fixed_settings": fixed}
+    return json.loads(json.dumps(identity))  # as the storage returns it (tuples become lists)
+
+
+def n_trials_for(tc: TuneConfig, space: HeadSpace) -> int:
+    return tc.n_trials or space.n_trials
+
+
+def make_sampler(tc: TuneConfig, n_trials: int, index: int,
+                 n_existing: int) -> optuna.samplers.TPESampler:
+    """TPE seeded from --seed; each worker and each resume draws a different random stream."""
+    seed = tc.run.train.seed + 1000 * index + n_existing
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)))
+
+
+def make_pruner(name: str, n_trials: int, space: HeadSpace,
+                fixed_epochs: int) -> optuna.pruners.BasePruner:
+    """Nothing is pruned before epoch 2 (MIN_RESOURCE); the objective enforces it as well."""
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, n_trials // 4)),
+                                           n_warmup_steps=MIN_RESOURCE)
+    max_epochs = max(space.max_epochs(fixed_epochs), MIN_RESOURCE + 1)
+    return optuna.pruners.HyperbandPruner(min_resource=MIN_RESOURCE, max_resource=max_epochs,
+                                          reduction_factor=3)
+
+
+def describe_pruner(name: str) -> str:
+    return {"none": "none (every trial runs all its epochs)",
+            "median": f"MedianPruner (n_warmup_steps={MIN_RESOURCE}: no pruning before epoch "
+                      f"{MIN_RESOURCE})",
+            "hyperband": f"HyperbandPruner (min_resource={MIN_RESOURCE} epochs, "
+                         "reduction_factor=3)"}[name]
+
+
+def run_worker(job: WorkerJob, train_fn: TrainFn = train,
+               resources: Resources | None = None) -> Resources:
+    """Run every head's study to its budget (or the deadline); returns the loaded resources."""
+    resources = resources or Resources.load(job.tune.run)
+    tuning = tuning_resources(resources, job.tune)
+    storage = open_storage(job.tune)
+    for head in job.tune.heads:
+        if expired(job.deadline):
+            break
+        run_head(job, storage, head, tuning, train_fn)
+    return resources
+
+
+def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
+             train_fn: TrainFn) -> None:
+    tc = job.tune
+    space = job.space.for_head(head)
+    n_trials = n_trials_for(tc, space)
+    study = open_study(tc, storage, head, study_identity(tc, space))
+    study.sampler = make_sampler(tc, n_trials, job.index, len(study.get_trials(deepcopy=False)))
+    study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
+    keeper = BestKeeper(tc.out / "heads" / head, head, tc.select_on)
+    setup = TrialSetup(tc.run, head, space, tuning, keeper, quiet=tc.quiet or not job.progress_bars,
+                       command=tc.to_dict()["command"])
+    objective = Objective(setup, train_fn)
+    lock = FileLock(tc.out / ".budget.lock")
+    failures = [0]  # this worker's failed trials (out of memory) in this head
+    max_failures = max(3, n_trials)
+
+    def started(trial: optuna.Trial) -> float:
+        lock.release()  # the trial is RUNNING in the storage: other workers count it now
+        try:
+            return objective(trial)
+        except TrialFailed:
+            failures[0] += 1
+            raise
+
+    while not expired(job.deadline):
+        fail_dead_workers(study, tc.max_retry)
+        fail_stale_trials(study)
+        lock.acquire()
+        try:
+            counts = Counts.of(study)
+            if counts.finished + counts.running >= n_trials:
+                return
+            if failures[0] >= max_failures:
+                print(f"[{head}] {failures[0]} failed trials in this worker; moving on",
+                      file=sys.stderr, flush=True)
+                return
+            study.optimize(started, n_trials=1, catch=(TrialFailed,),
+                           callbacks=[lambda _, trial: print_trial(head, trial)])
+        finally:
+            lock.release()
+
+
+def print_trial(head: str, trial: optuna.trial.FrozenTrial) -> None:
+    """One line per finished trial (the progress of a study, also with --quiet)."""
+    attrs = trial.user_attrs
+    value = f"{trial.value:.4f}" if trial.value is not None else "-"
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    reason = f"  ({attrs['fail_reason']})" if attrs.get("fail_reason") else ""
+    print(f"[{head}] trial {trial.number} {trial.state.name.lower()} value {value} "
+          f"epochs {attrs.get('epochs_run', '-')}/{attrs.get('planned_epochs', '-')} "
+          f"{attrs.get('duration_s', 0):.0f}s  {params}{reason}", flush=True)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def expired(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a worker the way Ctrl-C does: the running trial is marked, then exit."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def worker_process(job: WorkerJob, train_fn: TrainFn, errors: Any) -> None:
+    """Entry point of a spawned worker: exit 0, 2 (its error is put on `errors`) or 130."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _quiet_logs()
+    try:
+        run_worker(job, train_fn)
+    except PoolbertError as exc:
+        errors.put(f"worker {job.index}: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _quiet_logs() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # print_trial reports each trial
