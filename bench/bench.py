@@ -134,11 +134,12 @@ def peer_trainer(args, spec: dict, path: str, train_split, eval_split, bf16: boo
 def run_peer(args, spec: dict, path: str) -> dict:
     train_split = load_rows(args.data_dir, spec["train_samples"])
     eval_split = load_rows(args.data_dir, None, "validation")
+    if spec["kind"] == "study":
+        spec = {**spec, "eval_strategy": "epoch"}  # the objective needs per-epoch evaluation
     with tempfile.TemporaryDirectory() as tmp:
         trainer = peer_trainer(args, spec, path, train_split, eval_split, spec["bf16"], tmp)
         if spec["kind"] == "study":
             start = time.perf_counter()
-            trainer.args.eval_strategy = "epoch"
             best = trainer.hyperparameter_search(
                 direction="maximize", backend="optuna", n_trials=spec["trials"],
                 hp_space=lambda t: {"learning_rate": t.suggest_float("learning_rate", 1e-5, 1e-4,
@@ -189,8 +190,8 @@ def run_poolbert_study(args, spec: dict, path: str) -> dict:
     """The same study through the CLI a user runs; wall time of the whole command."""
     with tempfile.TemporaryDirectory() as tmp:
         space = Path(tmp) / "space.yaml"
-        space.write_text("default:\n  learning_rate: {type: float, low: 1.0e-5, high: 1.0e-4, "
-                         "log: true}\n")
+        space.write_text("default:\n  params:\n    learning_rate: {type: float, low: 1.0e-5, "
+                         "high: 1.0e-4, log: true}\n")
         cmd = [sys.executable, "-m", "poolbert", "tune", "--poolings", "cls", "--model", path,
                "--data-dir", args.data_dir, "--space", str(space), "--n-trials",
                str(spec["trials"]), "--num-train-epochs", str(spec["epochs"]),

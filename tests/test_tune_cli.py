@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-import torch
 from helpers import tiny_bert_dir, tiny_glue_dir
 
 from poolbert import DEFAULT_MODEL
@@ -22,14 +21,6 @@ TOP_KEYS = {"task", "model", "selection", "select_on_description", "metric", "n_
             "comparisons", "wall_time_s"}
 MCNEMAR_KEYS = {"a", "b", "test", "statistic", "p_value", "a_correct_b_wrong",
                 "b_correct_a_wrong", "significant", "alpha"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def parse(*argv: str):

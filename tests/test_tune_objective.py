@@ -16,15 +16,6 @@ from poolbert.tune.worker import make_pruner
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared CPU cores: one torch thread is many times faster than two fighting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def resources(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")

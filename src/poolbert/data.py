@@ -6,10 +6,12 @@ column or value, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import numbers
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,20 +209,27 @@ def _load_hub(spec: TaskSpec) -> dict[str, pd.DataFrame]:
         ) from None
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """A file as a DataFrame, or a PoolbertError naming it; never a parser traceback."""
-    if not path.is_file():
-        raise PoolbertError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise PoolbertError(f"{path}: file is empty")
+@contextlib.contextmanager
+def reading_errors(path: Path) -> Iterator[None]:
+    """Turn a reader's failure (bad bytes, parser, arrow) into one line naming the file."""
     try:
-        frame = _read_by_suffix(path)
+        yield
     except UnicodeDecodeError as exc:
         raise PoolbertError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except pd.errors.EmptyDataError:
         raise PoolbertError(f"{path}: file is empty") from None
     except READ_ERRORS as exc:
         raise PoolbertError(f"{path}: cannot read: {_first_line(exc)}") from None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A file as a DataFrame, or a PoolbertError naming it; never a parser traceback."""
+    if not path.is_file():
+        raise PoolbertError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise PoolbertError(f"{path}: file is empty")
+    with reading_errors(path):
+        frame = _read_by_suffix(path)
     if len(frame) == 0:
         raise PoolbertError(f"{path}: no rows")
     frame.columns = [str(c) for c in frame.columns]

@@ -28,10 +28,10 @@ import torch
 
 from . import DEFAULT_MODEL, __version__
 from .config import DataConfig
-from .data import GLUE_TASKS, READ_ERRORS, TextSplit, encode, load_data
+from .data import GLUE_TASKS, READ_ERRORS, TextSplit, encode, load_data, reading_errors
 from .errors import PoolbertError
 from .evaluate import predict_probs, resolve_device, resolve_precision
-from .files import atomic_dir, check_output_dir, read_json, write_json
+from .files import atomic_dir, check_output_dir, read_json, refuse_unfinished, write_json
 from .pooling import DESCRIPTIONS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -90,6 +90,7 @@ def resolve_source(path: str | os.PathLike, head: str = "best") -> Source:
     path = Path(path)
     if not path.exists():
         raise PoolbertError(f"{path}: not found")
+    refuse_unfinished(path)
     if (path / "heads").is_dir():
         name = pick_head(path, head)
         run = path / "heads" / name / "best"
@@ -827,7 +828,7 @@ def _check_output_file(path: Path, overwrite: bool) -> None:
 
 def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """The file in DataFrames of `chunk_size` rows, every cell as read (no type guessing)."""
-    try:
+    with reading_errors(path):
         if path.suffix.lower() == ".jsonl":
             reader = pd.read_json(path, lines=True, dtype=False, chunksize=chunk_size,
                                   encoding="utf-8", encoding_errors="strict")
@@ -842,12 +843,6 @@ def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
             for chunk in reader:
                 chunk.columns = [str(c) for c in chunk.columns]
                 yield chunk
-    except UnicodeDecodeError as exc:
-        raise PoolbertError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except pd.errors.EmptyDataError:
-        raise PoolbertError(f"{path}: file is empty") from None
-    except READ_ERRORS as exc:
-        raise PoolbertError(f"{path}: cannot read: {_first_line(exc)}") from None
 
 
 def _file_text_columns(given: list[str] | None, info: TrainingInfo, chunk: pd.DataFrame,

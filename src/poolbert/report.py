@@ -24,6 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import __version__  # noqa: E402
@@ -157,7 +158,9 @@ def _open_storage(study_dir: Path, config: dict, storage: str | None) -> tuple[A
                 raise FileNotFoundError(path)
             opened = optuna.storages.JournalStorage(JournalFileBackend(path))
         else:
-            opened = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+            from .tune.storage import sqlalchemy_url
+
+            opened = optuna.storages.RDBStorage(sqlalchemy_url(storage), skip_table_creation=True)
     except Exception as exc:  # any driver's error: the report falls back to trials.csv
         raise _Skip(f"Could not open the Optuna storage {_redact(storage)} "
                     f"({type(exc).__name__}: {_redact_error(exc, storage)}); figures are drawn "
@@ -475,6 +478,7 @@ def plot_slices(head: HeadData, path: Path, label: str) -> Path:
             ax.set_xlim(-0.5, len(dist.choices) - 0.5)
         elif _is_log(dist):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
         constant = len({repr(t.params[name]) for t in with_param}) == 1
         ax.set_xlabel(name + (" (log scale)" if _is_log(dist) else "")
                       + (" (constant in these trials)" if constant else ""))

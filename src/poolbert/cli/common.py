@@ -131,6 +131,9 @@ def quiet_libraries(quiet: bool) -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # retries and offline warnings; our error says it in one line
     transformers.logging.disable_progress_bar()  # weight loading/saving bars: not our progress
     if quiet:
         try:
