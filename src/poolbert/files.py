@@ -55,6 +55,15 @@ def replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def refuse_unfinished(path: str | os.PathLike) -> None:
+    """A folder left by a killed save (atomic_dir's `.name.tmp-*`, replace_dir's `.name.old-*`)
+    is never a model to load, even when its files look complete."""
+    name = Path(path).name
+    if name.startswith(".") and (".tmp-" in name or ".old-" in name):
+        raise PoolbertError(f"{path}: an unfinished save left by a stopped process, not a model "
+                            "(delete it)")
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON through a temporary file and an atomic rename."""
     path = Path(path)

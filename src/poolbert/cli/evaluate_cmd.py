@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import PoolbertError
+from ..files import refuse_unfinished
 from .common import add_data_flags, quiet_libraries
 
 
@@ -31,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def locate(model_dir: str) -> tuple[Path, Path | None]:
     """(model folder, run config.json or None) for a run directory or a bare model folder."""
     path = Path(model_dir)
+    refuse_unfinished(path)
     if (path / "model" / "config.json").is_file():
         return path / "model", path / "config.json" if (path / "config.json").is_file() else None
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():

@@ -9,9 +9,11 @@ fails the RUNNING trials of dead processes on its own machine (recorded as "host
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,17 +51,29 @@ def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(str(tc.out / "journal.log")))
     url = sqlalchemy_url(tc.storage or f"sqlite:///{(tc.out / 'study.db').resolve()}")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs,
-                heartbeat_interval=tc.heartbeat_interval, grace_period=tc.grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(tc.max_retry),
-            )
-    except Exception as exc:  # driver, URL and connection errors all mean the same here
-        reason = _redacted_reason(exc, url)
-        raise PoolbertError(f"cannot open storage {redact(url)}: {reason}") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs,
+                    heartbeat_interval=tc.heartbeat_interval, grace_period=tc.grace_period,
+                    heartbeat_stale_trial_callback=RetryWithoutOwner(tc.max_retry),
+                )
+        except Exception as exc:  # driver, URL and connection errors all mean the same here
+            if attempt < 2 and _creation_race(exc):
+                time.sleep(1.0)  # another command created the tables at the same moment
+                continue
+            reason = _redacted_reason(exc, url)
+            raise PoolbertError(f"cannot open storage {redact(url)}: {reason}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _creation_race(exc: BaseException) -> bool:
+    """Two workers creating a new database's tables at once: one of them fails on a duplicate."""
+    import sqlalchemy.exc
+
+    return isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -137,6 +151,16 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class RetryWithoutOwner(RetryHeartbeatStaleTrialCallback):
+    """Re-queue a failed trial with its parameters, but not its dead owner's "host:pid": the
+    copy would otherwise look dead, and be failed again, until its new worker records itself."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != WORKER_ATTR}
+        super().__call__(study, trial)
+
+
 def fail_dead_workers(study: optuna.Study, max_retry: int) -> list[int]:
     """FAIL the RUNNING trials whose process on this machine is gone, and re-queue them."""
     host = socket.gethostname()
@@ -154,7 +178,7 @@ def fail_dead_workers(study: optuna.Study, max_retry: int) -> list[int]:
                 failed.append(trial.number)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    retry = RetryHeartbeatStaleTrialCallback(max_retry)
+                    retry = RetryWithoutOwner(max_retry)
                 retry(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first

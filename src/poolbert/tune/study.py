@@ -41,10 +41,13 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     tc.validate()
     space = load_space(tc.space)
     space.check_heads(tc.heads)
-    prepare_output_dir(tc, space)
-    storage = open_storage(tc)
+    check_study_dir(tc)
+    if tc.storage is None or tc.storage == "journal":  # the storage file lives in the folder
+        tc.out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(tc)  # an unreachable database: refused before anything is written
     for head in tc.heads:  # refuses a study of the same name that searches another space
         open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
+    prepare_output_dir(tc, space)  # config.json only once the storage agreed
     deadline = start + tc.timeout if tc.timeout else None
     with sigterm_as_interrupt():
         try:
@@ -126,15 +129,21 @@ def _drain(errors: Any) -> list[str]:
             return messages
 
 
-def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
-    """Create the study directory, or resume one; never take over another kind of folder."""
+def check_study_dir(tc: TuneConfig) -> None:
+    """Refuse another kind of folder (a file, a training run) before writing anything."""
     out = tc.out
     if out.exists() and not out.is_dir():
         raise PoolbertError(f"output path exists and is not a directory: {out}")
-    if out.is_dir() and any(out.iterdir()):
+    starting = ("study.db", "journal.log", "heads")  # a study another command is creating now
+    if out.is_dir() and any(not p.name.startswith(starting) for p in out.iterdir()):
         config = out / "config.json"
         if not config.is_file() or "tune" not in read_json(config):
             raise PoolbertError(f"output directory exists and is not a poolbert study: {out}")
+
+
+def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
+    """Create the study directory, or resume one (after check_study_dir)."""
+    out = tc.out
     (out / "heads").mkdir(parents=True, exist_ok=True)
     record = {**tc.run.to_dict(), "tune": tc.to_dict()}
     # the keys `poolbert report` reads
