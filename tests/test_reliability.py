@@ -177,11 +177,12 @@ def test_two_commands_of_two_workers_on_postgresql(tiny, tmp_path, lr_space, pos
 @pytest.mark.slow
 def test_worker_killed_with_sigkill_is_failed_and_its_trial_rerun(tiny, tmp_path, lr_space):
     out = tmp_path / "study"
-    argv = tune_argv(tiny, out, lr_space, 3, "--n-workers", "2", "--num-train-epochs", "15",
+    # 80 epochs of the tiny model: a trial lasts ~10 s, far longer than finding and killing it
+    argv = tune_argv(tiny, out, lr_space, 3, "--n-workers", "2", "--num-train-epochs", "80",
                      "--study-name", "rte")
     proc = start(argv, tmp_path / "tune.log")
     # both workers busy: the survivor is mid-trial, so it is there to find the dead one's trial
-    victim = wait_for_running(out, "rte", after=1.0, at_least=2)
+    victim = wait_for_running(out, "rte", after=0.5, at_least=2)
     pid = int(victim.user_attrs["worker"].rpartition(":")[2])
     assert pid != proc.pid  # a spawned worker, not the command
     os.kill(pid, signal.SIGKILL)
@@ -216,9 +217,9 @@ def test_interrupted_command_marks_its_trial_and_resumes(tiny, tmp_path, lr_spac
                                                          workers):
     out = tmp_path / "study"
     argv = tune_argv(tiny, out, lr_space, 2, "--n-workers", str(workers),
-                     "--num-train-epochs", "25", "--study-name", "rte")
+                     "--num-train-epochs", "80", "--study-name", "rte")  # ~10 s a trial
     proc = start(argv, tmp_path / "tune.log")
-    victim = wait_for_running(out, "rte", after=1.0)
+    victim = wait_for_running(out, "rte", after=0.5)
     proc.send_signal(signum)
     code = proc.wait(timeout=120)
     log = (tmp_path / "tune.log").read_text(errors="replace")

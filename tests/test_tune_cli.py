@@ -113,3 +113,5 @@ def test_flags_that_cannot_apply_are_refused(tmp_path):
         parse("--output-dir", out, "--poolings", "cls,sum")
     with pytest.raises(PoolbertError, match="--n-workers"):
         parse("--output-dir", out, "--n-workers", "0")
+    with pytest.raises(PoolbertError, match="--trials-per-gpu"):
+        parse("--output-dir", out, "--trials-per-gpu", "0")

@@ -88,3 +88,78 @@ def test_two_workers_on_postgresql_and_no_password_on_disk(tiny, tmp_path, monke
     assert tc.to_dict()["storage"].count("***") == 1
     names = optuna.get_all_study_names(open_storage(tc))
     assert names == ["rte-cls"]
+
+
+# ----------------------------------------------------------------------------- GPUs
+
+def gpu_plan(n_workers=None, trials_per_gpu=1, device="auto", gpus=("0", "1")):
+    from poolbert.config import RunConfig
+    from poolbert.tune.study import plan_workers
+
+    run = RunConfig()
+    run.train.device = device
+    tc = TuneConfig(run=run, output_dir="unused", n_workers=n_workers,
+                    trials_per_gpu=trials_per_gpu)
+    return plan_workers(tc, list(gpus))
+
+
+def test_one_worker_per_gpu_times_trials_per_gpu():
+    assert gpu_plan() == ["0", "1"]
+    assert sorted(gpu_plan(trials_per_gpu=3)) == ["0", "0", "0", "1", "1", "1"]
+    assert gpu_plan(n_workers=3) == ["0", "1", "0"]  # an explicit count, round-robin
+
+
+def test_cpu_and_named_devices_are_not_pinned():
+    assert gpu_plan(gpus=()) == [None]
+    assert gpu_plan(n_workers=3, gpus=()) == [None, None, None]
+    assert gpu_plan(trials_per_gpu=4, gpus=()) == [None]  # no GPU: the setting has no effect
+    assert gpu_plan(device="cpu") == [None]
+    assert gpu_plan(device="cuda:1", n_workers=2) == [None, None]  # the user's choice stands
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    import torch
+
+    from poolbert.tune.study import visible_gpus
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    assert visible_gpus() == ["4", "6"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert visible_gpus() == ["0", "1"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert visible_gpus() == []
+
+
+def test_worker_process_is_pinned_before_it_runs(monkeypatch):
+    from poolbert.tune import worker
+
+    seen = []
+    monkeypatch.setattr(worker, "run_worker", lambda job, fn: seen.append(
+        os.environ.get("CUDA_VISIBLE_DEVICES")))
+    monkeypatch.setattr(worker, "_quiet_logs", lambda: None)
+    monkeypatch.setattr(worker.signal, "signal", lambda *args: None)  # keep pytest's handlers
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    job = worker.WorkerJob(tune=None, space=None, index=1, gpu="1")
+    worker.worker_process(job, fake_train, errors=None)
+    assert seen == ["1"]
+
+
+def test_a_dead_unreaped_worker_counts_as_dead():
+    """A SIGKILLed worker is a zombie until its parent reaps it: its trial must still be freed."""
+    import subprocess
+    import sys
+    import time
+
+    from poolbert.tune.storage import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.time() + 30
+        while _alive(child.pid) and time.time() < deadline:  # exits, is not reaped: a zombie
+            time.sleep(0.05)
+        assert not _alive(child.pid)
+        assert os.path.exists(f"/proc/{child.pid}")  # still in the process table
+    finally:
+        child.wait()
+    assert _alive(os.getpid())

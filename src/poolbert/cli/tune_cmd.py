@@ -48,7 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--study-name", help="studies are named <study-name>-<head> "
                         "(default: the output directory's name)")
     parser.add_argument("--n-workers", type=int,
-                        help="worker processes on this machine (default 1)")
+                        help="worker processes on this machine (default: 1 on CPU; on CUDA, "
+                        "one per visible GPU times --trials-per-gpu)")
+    parser.add_argument("--trials-per-gpu", type=int,
+                        help="CUDA: trials run at once on each GPU, one worker process each, "
+                        "for models too small to fill a GPU alone (default 1)")
     parser.add_argument("--timeout", type=float,
                         help="seconds after which no new trial starts (running trials finish)")
     parser.add_argument("--max-retry", type=int,
@@ -90,6 +94,7 @@ def tune_config_from_args(args: argparse.Namespace) -> Any:
         "pruner": args.pruner, "select_on": args.select_on,
         "holdout_fraction": args.holdout_fraction, "final_seeds": args.final_seeds,
         "storage": args.storage, "study_name": args.study_name, "n_workers": args.n_workers,
+        "trials_per_gpu": args.trials_per_gpu,
         "timeout": args.timeout, "max_retry": args.max_retry,
     }
     chosen = {k: v for k, v in picked.items() if v is not None}

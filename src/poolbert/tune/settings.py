@@ -46,7 +46,8 @@ class TuneConfig:
     final_seeds: int = 5
     storage: str | None = None  # None: output_dir/study.db; "journal"; or an SQLAlchemy URL
     study_name: str | None = None  # default: the output directory's name
-    n_workers: int = 1
+    n_workers: int | None = None  # None: 1 on CPU; on CUDA, GPUs x trials_per_gpu
+    trials_per_gpu: int = 1  # CUDA: worker processes (trials at once) per GPU
     timeout: float | None = None  # seconds; no new trial starts after it
     max_retry: int = 2  # re-runs of a trial whose worker died
     heartbeat_interval: int = 30
@@ -75,7 +76,8 @@ class TuneConfig:
             (0.0 < self.holdout_fraction < 1.0, "--holdout-fraction must be in (0, 1)"),
             (self.final_seeds >= 0, "--final-seeds must be 0 or more"),
             (self.n_trials is None or self.n_trials > 0, "--n-trials must be positive"),
-            (self.n_workers >= 1, "--n-workers must be at least 1"),
+            (self.n_workers is None or self.n_workers >= 1, "--n-workers must be at least 1"),
+            (self.trials_per_gpu >= 1, "--trials-per-gpu must be at least 1"),
             (self.timeout is None or self.timeout > 0, "--timeout must be positive"),
             (self.max_retry >= 0, "--max-retry must be 0 or more"),
         ]

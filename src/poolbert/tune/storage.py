@@ -193,6 +193,8 @@ def fail_stale_trials(study: optuna.Study) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs. A killed worker stays a zombie until its parent (the
+    `poolbert tune` command, busy joining another worker) reaps it: a zombie counts as dead."""
     if pid == os.getpid():
         return True
     try:
@@ -201,7 +203,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: field 3 of /proc/<pid>/stat is the state, after the parenthesised name
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill(pid, 0) is all there is
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 class FileLock:

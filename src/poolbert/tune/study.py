@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import time
 from typing import Any
@@ -70,28 +72,50 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
 
 def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
                train_fn: TrainFn) -> Resources | None:
-    """Workers run until every head's budget is met; one worker runs in this process."""
-    if tc.n_workers == 1:
+    """Workers run until every head's budget is met; a single worker runs in this process."""
+    gpus = plan_workers(tc, visible_gpus())
+    if len(gpus) == 1:
         return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn)
-    run_worker_processes(tc, space, deadline, train_fn)
+    run_worker_processes(tc, space, deadline, train_fn, gpus)
     return None
 
 
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES names them."""
+    import torch
+
+    count = torch.cuda.device_count()
+    named = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return named[:count] if named else [str(i) for i in range(count)]
+
+
+def plan_workers(tc: TuneConfig, gpus: list[str]) -> list[str | None]:
+    """One entry per worker process: the GPU it is pinned to, or None (CPU, or a device the
+    user named, such as cuda:1). On CUDA the default is one worker per GPU times
+    --trials-per-gpu; an explicit --n-workers is spread over the GPUs round-robin."""
+    if not gpus or tc.run.train.device not in ("auto", "cuda"):
+        return [None] * (tc.n_workers or 1)
+    n = tc.n_workers or len(gpus) * tc.trials_per_gpu
+    return [gpus[i % len(gpus)] for i in range(n)]
+
+
 def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-                         train_fn: TrainFn) -> None:
+                         train_fn: TrainFn, gpus: list[str | None]) -> None:
     """N spawned processes on the same studies; Ctrl-C reaches them all (one process group),
     SIGTERM to this process is passed on; each marks its running trial before exiting."""
     context = multiprocessing.get_context("spawn")
     errors = context.Queue()
-    jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet)
-            for i in range(tc.n_workers)]
+    jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet, gpu=gpu)
+            for i, gpu in enumerate(gpus)]
     processes = [context.Process(target=worker_process, args=(job, train_fn, errors),
                                  name=f"poolbert-tune-worker-{job.index}") for job in jobs]
     for process in processes:
         process.start()
     try:
-        for process in processes:
-            process.join()
+        pending = processes
+        while pending:  # reap each worker as it ends, so a killed one is no zombie for long
+            multiprocessing.connection.wait([p.sentinel for p in pending])
+            pending = [p for p in pending if p.is_alive()]
     except KeyboardInterrupt as exc:
         stop_workers(processes, by_terminal=not exc.args)
         raise
@@ -174,6 +198,7 @@ def budget(tc: TuneConfig, space: SearchSpace) -> dict[str, Any]:
         "pruner": describe_pruner(tc.pruner),
         "max_train_samples": tc.run.data.max_train_samples,
         "final_seeds": tc.final_seeds,
-        "n_workers": tc.n_workers,
+        "n_workers": len(plan_workers(tc, visible_gpus())),
+        "trials_per_gpu": tc.trials_per_gpu,
         "timeout": tc.timeout,
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -51,6 +52,7 @@ class WorkerJob:
     index: int = 0
     deadline: float | None = None  # time.time() after which no new trial starts
     progress_bars: bool = True
+    gpu: str | None = None  # CUDA_VISIBLE_DEVICES of this worker's process (None: unchanged)
 
 
 def tuning_resources(resources: Resources, tc: TuneConfig) -> Resources:
@@ -206,6 +208,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def worker_process(job: WorkerJob, train_fn: TrainFn, errors: Any) -> None:
     """Entry point of a spawned worker: exit 0, 2 (its error is put on `errors`) or 130."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if job.gpu is not None:  # before this process first touches CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
     _quiet_logs()
     try:
         run_worker(job, train_fn)
