@@ -410,6 +410,23 @@ def test_predict_with_an_exported_folder_matches_the_run(exports, tmp_path, caps
     assert abs(a.iloc[:, 1:].to_numpy() - b.iloc[:, 1:].to_numpy()).max() < 1e-5
 
 
+@pytest.mark.parametrize("head", ["cls", "mean_max"])
+def test_evaluate_scores_an_exported_folder_as_the_run(exports, tmp_path, capsys, head):
+    """cls exports as plain BertForSequenceClassification: `poolbert evaluate` still loads it."""
+    from helpers import tiny_glue_dir
+
+    run, folder = exports[head]
+    data = tiny_glue_dir(tmp_path / "data", 8, 16)
+    scores = []
+    for target in (run, folder):
+        capsys.readouterr()
+        assert main(["evaluate", str(target), "--data-dir", str(data), "--max-length", "32",
+                     "--quiet"]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0]["eval_loss"] == pytest.approx(scores[1]["eval_loss"], abs=1e-5)
+    assert scores[0]["eval_accuracy"] == scores[1]["eval_accuracy"]
+
+
 BAD_INPUTS = {
     "missing file": (None, "file not found"),
     "missing column": (b"id,sentence1,hypothesis\n1,a cat,a dog\n", "missing column 'sentence2'"),

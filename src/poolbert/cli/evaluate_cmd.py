@@ -14,8 +14,9 @@ from .common import add_data_flags, quiet_libraries
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="re-score a saved model",
-        description="Score a saved model (a run directory or its model/ folder) on the validation "
-        "split of the data it was trained on, or on other data given by the data flags.",
+        description="Score a saved model (a run directory, its model/ folder or an exported "
+        "folder) on the validation split of the data it was trained on, or on other data given "
+        "by the data flags.",
     )
     parser.add_argument("model_dir", help="run directory or model folder")
     parser.add_argument("--split", default="validation", choices=["validation", "train"],
@@ -36,8 +37,8 @@ def locate(model_dir: str) -> tuple[Path, Path | None]:
     if (path / "model" / "config.json").is_file():
         return path / "model", path / "config.json" if (path / "config.json").is_file() else None
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        run_config = path.parent / "config.json"
-        return path, run_config if run_config.is_file() else None
+        run_config = path.parent / "config.json"  # a run directory's model/ folder
+        return path, run_config if path.name == "model" and run_config.is_file() else None
     raise PoolbertError(f"no saved model in {path} (expected model/ or model.safetensors)")
 
 
@@ -45,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
     from ..evaluate import evaluate, resolve_device, resolve_precision
+    from ..export import load_classifier
     from ..files import read_json
-    from ..model import load_model
     from .common import SETTING_FLAGS
 
     quiet_libraries(args.quiet)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     config = RunConfig.from_dict(read_json(run_config)) if run_config else RunConfig()
     overrides = {k: getattr(args, k, None) for k in SETTING_FLAGS if hasattr(args, k)}
     apply_overrides(config, overrides)
-    model, tokenizer = load_model(model_path)
+    model, tokenizer = load_classifier(model_path)  # poolbert's folders and exported ones
     data = load_data(config.data)
     split = getattr(data, args.split)
     enc = TokenCache(tokenizer).get(split, config.train.max_length)
