@@ -111,3 +111,17 @@ def test_non_finite_loss_stops_the_run(setup, monkeypatch):
     monkeypatch.setattr(PoolbertForSequenceClassification, "forward", nan_forward)
     with pytest.raises(NonFiniteLoss, match="nan"):
         train(config_for(setup, num_train_epochs=1), quiet=True)
+
+
+def test_eval_batch_size_defaults_by_device_and_a_given_one_is_kept():
+    from poolbert.errors import PoolbertError
+    from poolbert.evaluate import eval_batch_size
+
+    assert eval_batch_size(None, torch.device("cpu")) == 32  # larger batches are slower on CPU
+    assert eval_batch_size(None, torch.device("cuda")) == 128
+    assert eval_batch_size(7, torch.device("cpu")) == 7
+    config = RunConfig.from_dict(RunConfig().to_dict())  # a saved config with the default
+    assert config.train.eval_batch_size is None
+    config.train.eval_batch_size = 0
+    with pytest.raises(PoolbertError, match="eval_batch_size must be positive"):
+        config.validate()

@@ -51,7 +51,7 @@ class TrainConfig:
     num_train_epochs: int = 3
     max_length: int = 128
     batch_size: int = 16
-    eval_batch_size: int = 128
+    eval_batch_size: int | None = None  # None: 128 on CUDA, 32 on CPU (see evaluate.py)
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -162,7 +162,7 @@ def validate(config: RunConfig) -> None:
         "learning_rate": t.learning_rate,
     }
     for name, value in positive.items():
-        if value <= 0:
+        if value is not None and value <= 0:
             raise PoolbertError(f"{name} must be positive, got {value}")
     for name in ("max_train_samples", "max_eval_samples"):
         value = getattr(d, name)

@@ -27,6 +27,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def eval_batch_size(requested: int | None, device: torch.device) -> int:
+    """The batch size to score with: the one asked for, else 128 on CUDA and 32 on CPU, where
+    larger batches are slower (2-core CPU, MiniLM, RTE dev: 76 examples/s at 32, 50 at 128)."""
+    if requested is not None:
+        return requested
+    return 128 if device.type == "cuda" else 32
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """Mixed precision on top of float32 master weights; a no-op for fp32."""
     if precision == "fp32":

@@ -63,7 +63,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-train-epochs", type=int, help="epochs (default 3)")
     group.add_argument("--max-length", type=int, help="max tokens per example (default 128)")
     group.add_argument("--batch-size", type=int, help="training batch size (default 16)")
-    group.add_argument("--eval-batch-size", type=int, help="evaluation batch size (default 128)")
+    group.add_argument("--eval-batch-size", type=int,
+                       help="evaluation batch size (default: 128 on CUDA, 32 on CPU)")
     group.add_argument("--gradient-accumulation-steps", type=int,
                        help="batches per optimiser step (default 1)")
     group.add_argument("--warmup-ratio", type=float, help="linear warm-up share of steps (default 0.1)")

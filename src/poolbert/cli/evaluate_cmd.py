@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="validation", choices=["validation", "train"],
                         help="split to score (default: validation)")
     parser.add_argument("--max-length", type=int, help="default: the run's max_length")
-    parser.add_argument("--batch-size", type=int, default=128, help="evaluation batch size")
+    parser.add_argument("--batch-size", type=int,
+                        help="evaluation batch size (default: 128 on CUDA, 32 on CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--output", help="write the metrics JSON here as well")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -45,7 +46,7 @@ def locate(model_dir: str) -> tuple[Path, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
-    from ..evaluate import evaluate, resolve_device, resolve_precision
+    from ..evaluate import eval_batch_size, evaluate, resolve_device, resolve_precision
     from ..export import load_classifier
     from ..files import read_json
     from .common import SETTING_FLAGS
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     enc = TokenCache(tokenizer).get(split, config.train.max_length)
     device = resolve_device(args.device)
-    scores = evaluate(model.to(device), enc, args.batch_size, device,
+    scores = evaluate(model.to(device), enc, eval_batch_size(args.batch_size, device), device,
                       resolve_precision("auto", device), tokenizer.pad_token_id or 0)
     text = json.dumps(scores.metrics, indent=2)
     print(text)
