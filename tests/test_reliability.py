@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import optuna
@@ -112,26 +111,6 @@ def check_budget(trials: list, n: int) -> None:
 def read_csv(path: Path) -> list[dict]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the server of $POOLBERT_TEST_POSTGRES, dropped afterwards."""
-    url = os.environ.get("POOLBERT_TEST_POSTGRES")
-    if not url:
-        pytest.skip("needs $POOLBERT_TEST_POSTGRES, a PostgreSQL URL (.ci/start-postgres)")
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"poolbert_rel_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 # ------------------------------------------------------------------ many workers, one study

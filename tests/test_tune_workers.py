@@ -4,7 +4,6 @@ RUNNING, in SQLite, in the journal file and (where $POOLBERT_TEST_POSTGRES is se
 from __future__ import annotations
 
 import os
-import uuid
 
 import optuna
 import pytest
@@ -52,27 +51,6 @@ def two_workers(tiny, tmp_path, monkeypatch, storage, study_name=None) -> TuneCo
 def test_two_workers_produce_exactly_the_budget(tiny, tmp_path, monkeypatch, storage):
     two_workers(tiny, tmp_path, monkeypatch, storage)
     assert (tmp_path / "s" / ("journal.log" if storage else "study.db")).is_file()
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the server of $POOLBERT_TEST_POSTGRES, dropped afterwards (since
-    PostgreSQL 15 a plain role may not create tables in another database's public schema)."""
-    url = os.environ.get("POOLBERT_TEST_POSTGRES")
-    if not url:
-        pytest.skip("needs $POOLBERT_TEST_POSTGRES, a PostgreSQL URL (.ci/start-postgres)")
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"poolbert_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 @pytest.mark.slow
