@@ -141,3 +141,15 @@ def test_a_dead_unreaped_worker_counts_as_dead():
     finally:
         child.wait()
     assert _alive(os.getpid())
+
+
+def test_tables_created_by_two_commands_at_once_count_as_a_race_not_an_error():
+    import sqlalchemy.exc
+
+    from poolbert.tune.storage import _creation_race
+
+    sqlite = sqlalchemy.exc.OperationalError("CREATE TABLE study_directions", {},
+                                             Exception("table study_directions already exists"))
+    assert _creation_race(sqlite)  # the second command retries instead of failing
+    unreachable = sqlalchemy.exc.OperationalError("connect", {}, Exception("could not connect"))
+    assert not _creation_race(unreachable)  # reported at once, in one line

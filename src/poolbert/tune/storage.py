@@ -70,10 +70,14 @@ def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
 
 
 def _creation_race(exc: BaseException) -> bool:
-    """Two workers creating a new database's tables at once: one of them fails on a duplicate."""
+    """Two workers creating a new database's tables at once: one of them fails on a duplicate
+    (PostgreSQL: IntegrityError or ProgrammingError; SQLite: OperationalError "table ... already
+    exists"). A database that cannot be reached is not a race and is reported at once."""
     import sqlalchemy.exc
 
-    return isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError))
+    if isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
+        return True
+    return isinstance(exc, sqlalchemy.exc.OperationalError) and "already exists" in str(exc)
 
 
 def sqlalchemy_url(url: str) -> str:
