@@ -70,13 +70,15 @@ class Scores:
 def predict_probs(
     model: torch.nn.Module,
     enc: Encoded,
-    batch_size: int,
+    batch_size: int | None,
     device: torch.device,
     precision: str,
     pad_id: int,
 ) -> tuple[np.ndarray, float, int]:
-    """Class probabilities in original order, the summed loss over labelled rows, and steps."""
+    """Class probabilities in original order, the summed loss over labelled rows, and steps.
+    `batch_size` None: the device's default (`eval_batch_size`)."""
     model.eval()
+    batch_size = eval_batch_size(batch_size, device)
     probs = np.zeros((len(enc.labels), model.config.num_labels), dtype=np.float32)
     total_loss, steps = 0.0, 0
     for indices in eval_batches(enc, batch_size):  # sorted by length: little padding
@@ -98,7 +100,7 @@ def predict_probs(
 def evaluate(
     model: torch.nn.Module,
     enc: Encoded,
-    batch_size: int,
+    batch_size: int | None,
     device: torch.device,
     precision: str,
     pad_id: int,

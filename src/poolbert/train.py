@@ -26,14 +26,7 @@ from . import DEFAULT_MODEL
 from .config import RunConfig
 from .data import LoadedData, TokenCache, collate, load_data, train_batches
 from .errors import PoolbertError
-from .evaluate import (
-    Scores,
-    autocast,
-    eval_batch_size,
-    evaluate,
-    resolve_device,
-    resolve_precision,
-)
+from .evaluate import Scores, autocast, evaluate, resolve_device, resolve_precision
 from .files import library_versions, write_json, write_jsonl
 from .model import PoolbertForSequenceClassification, build_model
 
@@ -135,7 +128,6 @@ def train(
     precision = resolve_precision(t.precision, device)
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise PoolbertError("precision bf16 is not supported on this GPU; use fp16")
-    eval_bs = eval_batch_size(t.eval_batch_size, device)
     model = resources.fresh_model(config).to(device)
 
     train_enc = resources.cache.get(resources.data.train, t.max_length)
@@ -185,7 +177,7 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.4f}")
         train_time += time.perf_counter() - start
 
-        scores = evaluate(model, val_enc, eval_bs, device, precision, pad_id)
+        scores = evaluate(model, val_enc, t.eval_batch_size, device, precision, pad_id)
         epoch_metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
         history.append({"type": "eval", "epoch": epoch, "step": step, **epoch_metrics})
         if not quiet:

@@ -46,7 +46,7 @@ def locate(model_dir: str) -> tuple[Path, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
-    from ..evaluate import eval_batch_size, evaluate, resolve_device, resolve_precision
+    from ..evaluate import evaluate, resolve_device, resolve_precision
     from ..export import load_classifier
     from ..files import read_json
     from .common import SETTING_FLAGS
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     enc = TokenCache(tokenizer).get(split, config.train.max_length)
     device = resolve_device(args.device)
-    scores = evaluate(model.to(device), enc, eval_batch_size(args.batch_size, device), device,
+    scores = evaluate(model.to(device), enc, args.batch_size, device,
                       resolve_precision("auto", device), tokenizer.pad_token_id or 0)
     text = json.dumps(scores.metrics, indent=2)
     print(text)

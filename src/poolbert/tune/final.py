@@ -17,7 +17,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import PoolbertError
-from ..evaluate import eval_batch_size, evaluate, resolve_device, resolve_precision
+from ..evaluate import evaluate, resolve_device, resolve_precision
 from ..files import atomic_dir, read_json
 from ..model import load_model
 from ..train import Resources, run_record, save_run, train, write_predictions
@@ -81,7 +81,7 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
     device = resolve_device(config.train.device)
     precision = resolve_precision(config.train.precision, device)
     scores = evaluate(model.to(device), resources.cache.get(dev, config.train.max_length),
-                      eval_batch_size(config.train.eval_batch_size, device), device, precision,
+                      config.train.eval_batch_size, device, precision,
                       resources.tokenizer.pad_token_id or 0)
     write_predictions(head_dir / "dev_predictions.csv", dev.ids, dev.labels, scores,
                       resources.data.label_names)
