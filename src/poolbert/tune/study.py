@@ -51,9 +51,10 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
         open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
     prepare_output_dir(tc, space)  # config.json only once the storage agreed
     deadline = start + tc.timeout if tc.timeout else None
+    gpus = plan_workers(tc, visible_gpus())  # one entry per worker process
     with sigterm_as_interrupt():
         try:
-            resources = tune_heads(tc, space, deadline, train_fn)
+            resources = tune_heads(tc, space, deadline, train_fn, gpus)
         finally:
             write_trials(tc, storage, space)
         resources = resources or Resources.load(tc.run)
@@ -64,16 +65,16 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
             final.run_seeds(tc, outcome, resources, train_fn)
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
                                    data_sizes(tc, resources), time.time() - start,
-                                   budget(tc, space))
+                                   budget(tc, space, len(gpus)))
     write_json(tc.out / "summary.json", result)
     (tc.out / "summary.md").write_text(summary.summary_markdown(result, tc), encoding="utf-8")
     return result
 
 
 def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-               train_fn: TrainFn) -> Resources | None:
-    """Workers run until every head's budget is met; a single worker runs in this process."""
-    gpus = plan_workers(tc, visible_gpus())
+               train_fn: TrainFn, gpus: list[str | None]) -> Resources | None:
+    """Workers (one per entry of `gpus`) run until every head's budget is met; a single worker
+    runs in this process."""
     if len(gpus) == 1:
         return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn)
     run_worker_processes(tc, space, deadline, train_fn, gpus)
@@ -191,14 +192,14 @@ def data_sizes(tc: TuneConfig, resources: Resources) -> dict[str, int]:
             else 0}
 
 
-def budget(tc: TuneConfig, space: SearchSpace) -> dict[str, Any]:
+def budget(tc: TuneConfig, space: SearchSpace, n_workers: int) -> dict[str, Any]:
     return {
         "n_trials": {h: n_trials_for(tc, space.for_head(h)) for h in tc.heads},
         "space": space.source if tc.space not in ("paper", "quick") else f"{tc.space}.yaml",
         "pruner": describe_pruner(tc.pruner),
         "max_train_samples": tc.run.data.max_train_samples,
         "final_seeds": tc.final_seeds,
-        "n_workers": len(plan_workers(tc, visible_gpus())),
+        "n_workers": n_workers,
         "trials_per_gpu": tc.trials_per_gpu,
         "timeout": tc.timeout,
     }
