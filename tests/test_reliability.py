@@ -60,9 +60,12 @@ def tune_argv(tiny, out: Path, space: Path | str, n_trials: int, *extra: str) ->
             *(["--max-length", "32"] if space != "quick" else []), *extra]
 
 
-def start(argv: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
+def start(argv: list[str], log: Path, new_group: bool = False,
+          **extra_env: str) -> subprocess.Popen:
+    """`new_group`: the command leads its own process group, as a job in a terminal does."""
     handle = log.open("wb")
-    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env(**extra_env))
+    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env(**extra_env),
+                            process_group=0 if new_group else None)
 
 
 def run(argv: list[str], timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
@@ -85,12 +88,13 @@ def trials_of(out: Path, name: str, storage: str | None = None) -> list:
 
 def wait_for_running(out: Path, name: str, storage: str | None = None, timeout: float = 180,
                      after: float = 0.0, at_least: int = 1):
-    """The first RUNNING trial whose worker ("host:pid") is recorded, `after` seconds into it."""
+    """The first RUNNING trial that has its parameters and worker ("host:pid"), i.e. is
+    training, `after` seconds into it."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             running = [t for t in trials_of(out, name, storage)
-                       if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+                       if t.state.name == "RUNNING" and "worker" in t.user_attrs and t.params]
         except Exception:  # noqa: BLE001  (the study may not exist yet)
             running = []
         if len(running) >= at_least:
@@ -189,17 +193,23 @@ def test_worker_killed_with_sigkill_is_failed_and_its_trial_rerun(tiny, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "workers"), [(signal.SIGINT, 1), (signal.SIGTERM, 1),
-                                                 (signal.SIGTERM, 2)],
-                         ids=["sigint", "sigterm", "sigterm-2-workers"])
+@pytest.mark.parametrize(("signum", "workers", "group"),
+                         [(signal.SIGINT, 1, False), (signal.SIGTERM, 1, False),
+                          (signal.SIGTERM, 2, False), (signal.SIGINT, 2, True)],
+                         ids=["sigint", "sigterm", "sigterm-2-workers", "ctrl-c-2-workers"])
 def test_interrupted_command_marks_its_trial_and_resumes(tiny, tmp_path, lr_space, signum,
-                                                         workers):
+                                                         workers, group):
+    """`group`: Ctrl-C in a terminal, which signals the command and its workers at once (each
+    worker then also gets the command's SIGTERM)."""
     out = tmp_path / "study"
     argv = tune_argv(tiny, out, lr_space, 2, "--n-workers", str(workers),
                      "--num-train-epochs", "80", "--study-name", "rte")  # ~10 s a trial
-    proc = start(argv, tmp_path / "tune.log")
+    proc = start(argv, tmp_path / "tune.log", new_group=group)
     victim = wait_for_running(out, "rte", after=0.5)
-    proc.send_signal(signum)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     code = proc.wait(timeout=120)
     log = (tmp_path / "tune.log").read_text(errors="replace")
     assert code == 130, log
@@ -210,11 +220,9 @@ def test_interrupted_command_marks_its_trial_and_resumes(tiny, tmp_path, lr_spac
     assert not [t for t in trials if t.state.name == "RUNNING"]
     waiting = [t for t in trials if t.state.name == "WAITING"]
     failed = [t for t in trials if t.state.name == "FAIL"]  # with 2 workers, both trials
-    assert all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
+    assert all(t.user_attrs["fail_reason"] == "interrupted" and t.params for t in failed)
     queued = sorted(repr(t.system_attrs.get("fixed_params")) for t in waiting)
-    # each trial with parameters is queued for the resume; one stopped before its sampler ran
-    # (the second worker, at the very start of its trial) has nothing to re-run
-    assert queued == sorted(repr(t.params) for t in failed if t.params)
+    assert queued == sorted(repr(t.params) for t in failed)  # each queued for the resume
     assert victim.params and marked.params == victim.params
     rows = read_csv(out / "trials.csv")  # written on the way out, and valid
     assert {(int(r["number"]), r["state"]) for r in rows} >= {(victim.number, "FAIL")}

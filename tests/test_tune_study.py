@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -189,3 +191,55 @@ def test_timeout_stops_new_trials_and_the_study_still_summarises(tiny, tmp_path)
         assert h["n_trials"] == 0 and h["best_trial"] is None and h["seeds"] == []
     assert summary["comparisons"] == []
     assert "Table 1" in (tmp_path / "s" / "summary.md").read_text()
+
+
+class SignalInSampler(optuna.samplers.TPESampler):
+    """Sends Ctrl-C to this process from inside Optuna, while trial `number` is being created
+    (before_trial, within study.ask) or told (after_trial, before its state is stored)."""
+
+    def __init__(self, hook: str, number: int, **kwargs):
+        super().__init__(**kwargs)
+        self.hook, self.number = hook, number
+
+    def before_trial(self, study, trial):
+        super().before_trial(study, trial)
+        if self.hook == "before_trial" and trial.number == self.number:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def after_trial(self, study, trial, state, values):
+        if self.hook == "after_trial" and trial.number == self.number:
+            os.kill(os.getpid(), signal.SIGINT)
+        super().after_trial(study, trial, state, values)
+
+
+@pytest.mark.parametrize("hook", ["before_trial", "after_trial"])
+def test_ctrl_c_inside_optuna_leaves_no_trial_running(tiny, tmp_path, monkeypatch, hook):
+    """A Ctrl-C that lands while Optuna creates or tells a trial waits for a safe point (the
+    next training step, or between trials): no trial is left RUNNING, and resuming meets the
+    budget exactly."""
+    from poolbert.tune import worker
+
+    def sampler(tc, n_trials, index, n_existing):
+        return SignalInSampler(hook, 1, seed=tc.run.train.seed + n_existing,
+                               n_startup_trials=2)
+
+    monkeypatch.setattr(worker, "make_sampler", sampler)
+    tc = settings(tiny, tmp_path / "s", n_trials=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(tc)  # the real training loop on the tiny model
+    trials = load_trials(tc)
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    assert trials[0].state.name == "COMPLETE"
+    if hook == "before_trial":  # stopped at its first training step: marked and queued
+        assert trials[1].state.name == "FAIL"
+        assert trials[1].user_attrs["fail_reason"] == "interrupted"
+        assert trials[1].params and trials[2].state.name == "WAITING"
+        assert trials[2].system_attrs["fixed_params"] == trials[1].params
+    else:  # it had finished: kept, and no trial started after it
+        assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+
+    monkeypatch.undo()  # the usual sampler for the resume
+    run_study(tc)
+    trials = load_trials(tc)
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    assert sum(t.state in FINISHED for t in trials) == 3

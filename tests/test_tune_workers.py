@@ -116,7 +116,6 @@ def test_worker_process_is_pinned_before_it_runs(monkeypatch):
     monkeypatch.setattr(worker, "run_worker", lambda job, fn: seen.append(
         os.environ.get("CUDA_VISIBLE_DEVICES")))
     monkeypatch.setattr(worker, "_quiet_logs", lambda: None)
-    monkeypatch.setattr(worker.signal, "signal", lambda *args: None)  # keep pytest's handlers
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     job = worker.WorkerJob(tune=None, space=None, index=1, gpu="1")
     worker.worker_process(job, fake_train, errors=None)
@@ -153,3 +152,38 @@ def test_tables_created_by_two_commands_at_once_count_as_a_race_not_an_error():
     assert _creation_race(sqlite)  # the second command retries instead of failing
     unreachable = sqlalchemy.exc.OperationalError("connect", {}, Exception("could not connect"))
     assert not _creation_race(unreachable)  # reported at once, in one line
+
+
+DIES_AFTER_ASK = """
+import os, sys
+import optuna
+from poolbert.tune.worker import make_sampler
+from poolbert.config import RunConfig
+from poolbert.tune import TuneConfig
+
+tc = TuneConfig(run=RunConfig(), output_dir=".")
+study = optuna.create_study(study_name="s", storage=sys.argv[1], load_if_exists=True,
+                            sampler=make_sampler(tc, 4, 0, 0))
+study.ask()  # the trial is RUNNING; no parameter sampled yet
+os._exit(0)  # the worker dies before its objective ever ran
+"""
+
+
+def test_a_worker_dying_as_its_trial_is_created_does_not_strand_the_trial(tmp_path):
+    """The worker is recorded on a trial as Optuna creates it, so even a trial whose worker
+    died before sampling a parameter is failed and no longer counted as running."""
+    import subprocess
+    import sys
+
+    from poolbert.tune.storage import fail_dead_workers
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    subprocess.run([sys.executable, "-c", DIES_AFTER_ASK, url], check=True, timeout=120)
+    study = optuna.load_study(study_name="s", storage=url)
+    (trial,) = study.get_trials()
+    assert trial.state.name == "RUNNING" and not trial.params and "worker" in trial.user_attrs
+    assert fail_dead_workers(study, max_retry=2) == [trial.number]
+    trials = study.get_trials()
+    assert trials[0].state.name == "FAIL"
+    assert trials[0].user_attrs["fail_reason"] == "worker process died during the trial"
+    assert [t.state.name for t in trials[1:]] == ["WAITING"]  # re-queued, to be sampled anew

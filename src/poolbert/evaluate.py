@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import interrupts
 from .data import Encoded, collate, eval_batches
 
 
@@ -82,6 +83,7 @@ def predict_probs(
     probs = np.zeros((len(enc.labels), model.config.num_labels), dtype=np.float32)
     total_loss, steps = 0.0, 0
     for indices in eval_batches(enc, batch_size):  # sorted by length: little padding
+        interrupts.check()
         batch = {k: v.to(device) for k, v in collate(enc, indices, pad_id).items()}
         labels = batch.pop("labels")
         with autocast(device, precision):

@@ -22,7 +22,7 @@ import transformers
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
-from . import DEFAULT_MODEL
+from . import DEFAULT_MODEL, interrupts
 from .config import RunConfig
 from .data import LoadedData, TokenCache, collate, load_data, train_batches
 from .errors import PoolbertError
@@ -153,6 +153,7 @@ def train(
         batches = train_batches(train_enc, t.batch_size, t.seed, epoch, t.group_by_length)
         bar = tqdm(batches, desc=f"epoch {epoch}/{t.num_train_epochs}", disable=quiet, leave=False)
         for i, indices in enumerate(bar):
+            interrupts.check()  # a deferred Ctrl-C stops here, between steps
             batch = {k: v.to(device) for k, v in collate(train_enc, indices, pad_id, pad_multiple).items()}
             with autocast(device, precision):
                 loss = step_model(**batch).loss  # mean cross-entropy over the batch

@@ -62,8 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..interrupts import sigterm_as_interrupt
     from ..tune import run_study
-    from ..tune.worker import sigterm_as_interrupt
 
     tc = tune_config_from_args(args)
     quiet_libraries(args.quiet)

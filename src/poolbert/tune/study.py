@@ -15,6 +15,7 @@ import queue
 import time
 from typing import Any
 
+from .. import interrupts
 from ..errors import PoolbertError
 from ..files import read_json, write_json
 from ..train import Resources, train
@@ -28,7 +29,6 @@ from .worker import (
     describe_pruner,
     n_trials_for,
     run_worker,
-    sigterm_as_interrupt,
     study_identity,
     tuning_resources,
     worker_process,
@@ -52,7 +52,7 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     prepare_output_dir(tc, space)  # config.json only once the storage agreed
     deadline = start + tc.timeout if tc.timeout else None
     gpus = plan_workers(tc, visible_gpus())  # one entry per worker process
-    with sigterm_as_interrupt():
+    with interrupts.sigterm_as_interrupt():
         try:
             resources = tune_heads(tc, space, deadline, train_fn, gpus)
         finally:
@@ -74,9 +74,10 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
 def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
                train_fn: TrainFn, gpus: list[str | None]) -> Resources | None:
     """Workers (one per entry of `gpus`) run until every head's budget is met; a single worker
-    runs in this process."""
+    runs in this process, where a first Ctrl-C stops at the next safe point, a second at once."""
     if len(gpus) == 1:
-        return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn)
+        with interrupts.deferred(escalate=True):
+            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn)
     run_worker_processes(tc, space, deadline, train_fn, gpus)
     return None
 
@@ -102,23 +103,23 @@ def plan_workers(tc: TuneConfig, gpus: list[str]) -> list[str | None]:
 
 def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | None,
                          train_fn: TrainFn, gpus: list[str | None]) -> None:
-    """N spawned processes on the same studies; Ctrl-C reaches them all (one process group),
-    SIGTERM to this process is passed on; each marks its running trial before exiting."""
+    """N spawned processes on the same studies. Ctrl-C or SIGTERM to this process is passed on
+    to each worker, which marks its running trial at its next safe point and exits."""
     context = multiprocessing.get_context("spawn")
     errors = context.Queue()
     jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet, gpu=gpu)
             for i, gpu in enumerate(gpus)]
     processes = [context.Process(target=worker_process, args=(job, train_fn, errors),
                                  name=f"poolbert-tune-worker-{job.index}") for job in jobs]
-    for process in processes:
-        process.start()
     try:
+        for process in processes:
+            process.start()
         pending = processes
         while pending:  # reap each worker as it ends, so a killed one is no zombie for long
             multiprocessing.connection.wait([p.sentinel for p in pending])
             pending = [p for p in pending if p.is_alive()]
-    except KeyboardInterrupt as exc:
-        stop_workers(processes, by_terminal=not exc.args)
+    except KeyboardInterrupt:
+        stop_workers(processes)
         raise
     messages = _drain(errors)
     codes = [p.exitcode for p in processes]
@@ -130,19 +131,25 @@ def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | N
         raise PoolbertError(f"a tuning worker failed (exit codes {codes}); see its output above")
 
 
-def stop_workers(processes: list, by_terminal: bool) -> None:
-    """Ctrl-C in a terminal reaches every worker already: give them time to mark their trials.
-    Otherwise (SIGTERM to this process) pass SIGTERM on, which each worker treats as Ctrl-C."""
-    deadline = time.time() + (WORKER_GRACE_S if by_terminal else 0)
-    for process in processes:
-        process.join(timeout=max(0.0, deadline - time.time()))
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(timeout=WORKER_GRACE_S)
+def stop_workers(processes: list) -> None:
+    """Ask every worker to stop (a worker takes repeated signals as one: a Ctrl-C from the
+    terminal reaches it as well), give them WORKER_GRACE_S to mark their trials, then kill the
+    rest; their trials are failed as a dead worker's on the next run. A second Ctrl-C or
+    SIGTERM here kills at once."""
+    started = [p for p in processes if p.pid is not None]
+    try:
+        for process in started:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.time() + WORKER_GRACE_S
+        for process in started:
+            process.join(timeout=max(0.0, deadline - time.time()))
+    except KeyboardInterrupt:
+        pass
+    for process in started:
         if process.is_alive():
             process.kill()
+            process.join()
 
 
 def _drain(errors: Any) -> list[str]:

@@ -12,19 +12,17 @@ the start of a trial are milliseconds apart, and a race can add at most one tria
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from .. import interrupts
 from ..data import stratified_holdout
 from ..errors import PoolbertError
 from ..train import Resources, train
@@ -32,12 +30,14 @@ from .objective import BestKeeper, Objective, TrainFn, TrialFailed, TrialSetup
 from .settings import TuneConfig
 from .space import HeadSpace, SearchSpace
 from .storage import (
+    WORKER_ATTR,
     Counts,
     FileLock,
     fail_dead_workers,
     fail_stale_trials,
     open_storage,
     open_study,
+    worker_id,
 )
 
 MIN_RESOURCE = 2  # epochs before Hyperband may stop a trial (RTE is noisy early)
@@ -85,11 +85,21 @@ def n_trials_for(tc: TuneConfig, space: HeadSpace) -> int:
     return tc.n_trials or space.n_trials
 
 
+class OwnedTPESampler(optuna.samplers.TPESampler):
+    """TPE that records this worker ("host:pid") on a trial as Optuna creates it, before any
+    parameter is sampled: a trial whose worker dies at any later point is found by
+    `fail_dead_workers` instead of staying RUNNING."""
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        study._storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, worker_id())  # noqa: SLF001
+        super().before_trial(study, trial)
+
+
 def make_sampler(tc: TuneConfig, n_trials: int, index: int,
                  n_existing: int) -> optuna.samplers.TPESampler:
     """TPE seeded from --seed; each worker and each resume draws a different random stream."""
     seed = tc.run.train.seed + 1000 * index + n_existing
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)))
+    return OwnedTPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)))
 
 
 def make_pruner(name: str, n_trials: int, space: HeadSpace,
@@ -151,6 +161,7 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
             raise
 
     while not expired(job.deadline):
+        interrupts.check()  # between trials: nothing of a trial is half-written in the storage
         fail_dead_workers(study, tc.max_retry)
         fail_stale_trials(study)
         lock.acquire()
@@ -187,32 +198,16 @@ def expired(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a worker the way Ctrl-C does: the running trial is marked, then exit."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def worker_process(job: WorkerJob, train_fn: TrainFn, errors: Any) -> None:
-    """Entry point of a spawned worker: exit 0, 2 (its error is put on `errors`) or 130."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if job.gpu is not None:  # before this process first touches CUDA
-        os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
-    _quiet_logs()
+    """Entry point of a spawned worker: exit 0, 2 (its error is put on `errors`) or 130.
+    Ctrl-C and SIGTERM stop it at the next safe point, however often they come; the parent
+    kills a worker that has not stopped after its grace period."""
     try:
-        run_worker(job, train_fn)
+        with interrupts.deferred(escalate=False):
+            if job.gpu is not None:  # before this process first touches CUDA
+                os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
+            _quiet_logs()
+            run_worker(job, train_fn)
     except PoolbertError as exc:
         errors.put(f"worker {job.index}: {exc}")
         sys.exit(2)
