@@ -21,9 +21,8 @@ _state: dict[str, Any] = {"requested": None, "escalate": False}
 
 def check() -> None:
     """Raise KeyboardInterrupt if a stop was requested while deferred."""
-    signum = _state["requested"]
-    if signum is not None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+    if _state["requested"] is not None:
+        raise _interrupt(_state["requested"])
 
 
 def requested() -> int | None:
@@ -31,9 +30,29 @@ def requested() -> int | None:
     return _state["requested"]
 
 
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _handling(signums: tuple[int, ...], handler: Any) -> Iterator[None]:
+    """`handler` for `signums` inside the block, the previous handlers after it. Outside the
+    main thread signals are not ours to handle: the block runs with them untouched."""
+    try:
+        previous = {s: signal.signal(s, handler) for s in signums}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 def _request(signum: int, frame: Any) -> None:
     if _state["requested"] is not None and _state["escalate"]:
-        raise KeyboardInterrupt(signal.Signals(signum).name)  # asked twice: stop at once
+        raise _interrupt(signum)  # asked twice: stop at once
     _state["requested"] = signum
 
 
@@ -43,36 +62,21 @@ def deferred(escalate: bool) -> Iterator[None]:
     second signal stops at once (a user pressing Ctrl-C twice); without it (a worker process,
     whose parent kills it after a grace period) repeats change nothing. A request still
     pending when the block ends is raised there."""
-    try:
-        previous = {s: signal.signal(s, _request) for s in _SIGNALS}
-    except ValueError:  # not the main thread: signals are not ours to handle
-        yield
-        return
     _state.update(requested=None, escalate=escalate)
     try:
-        yield
+        with _handling(_SIGNALS, _request):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         pending = _state["requested"]
         _state.update(requested=None, escalate=False)
     if pending is not None:  # asked after the last check: stop now, not later
-        raise KeyboardInterrupt(signal.Signals(pending).name)
+        raise _interrupt(pending)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    raise _interrupt(signum)
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
     """SIGTERM stops a command the way Ctrl-C does (exit 130, finished work kept)."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return _handling((signal.SIGTERM,), _raise_interrupt)
