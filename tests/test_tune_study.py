@@ -22,6 +22,7 @@ from poolbert.train import NonFiniteLoss
 from poolbert.tune import TuneConfig, load_space, run_study
 from poolbert.tune.settings import redact
 from poolbert.tune.storage import open_storage
+from poolbert.tune.worker import OwnedTPESampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -193,9 +194,10 @@ def test_timeout_stops_new_trials_and_the_study_still_summarises(tiny, tmp_path)
     assert "Table 1" in (tmp_path / "s" / "summary.md").read_text()
 
 
-class SignalInSampler(optuna.samplers.TPESampler):
-    """Sends Ctrl-C to this process from inside Optuna, while trial `number` is being created
-    (before_trial, within study.ask) or told (after_trial, before its state is stored)."""
+class SignalInSampler(OwnedTPESampler):
+    """poolbert's sampler, which also sends Ctrl-C to this process from inside Optuna while
+    trial `number` is being created (before_trial, within study.ask) or told (after_trial,
+    before its state is stored)."""
 
     def __init__(self, hook: str, number: int, **kwargs):
         super().__init__(**kwargs)

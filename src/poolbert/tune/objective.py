@@ -24,7 +24,7 @@ from ..config import RunConfig, apply_overrides
 from ..files import read_json, replace_dir, write_json
 from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
 from .space import HeadSpace
-from .storage import WORKER_ATTR, FileLock, worker_id
+from .storage import FileLock
 
 TrainFn = Callable[..., TrainResult]
 MIN_PRUNE_EPOCH = 2  # RTE accuracy is noise after one epoch: never prune before epoch 2
@@ -127,7 +127,6 @@ class Objective:
     def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
         s = self.setup
         config = trial_config(s.base, s.head, params)
-        trial.set_user_attr(WORKER_ATTR, worker_id())
         if trial.user_attrs.get("fail_reason"):  # a re-run inherits its failed original's attrs
             trial.set_user_attr("fail_reason", "")
         trial.set_user_attr("planned_epochs", config.train.num_train_epochs)
