@@ -141,6 +141,7 @@ def run_peer(args, spec: dict, path: str) -> dict:
         if spec["kind"] == "study":
             import optuna
 
+            storage = f"sqlite:///{tmp}/peer-study.db"  # kept, to count its epochs below
             start = time.perf_counter()
             best = trainer.hyperparameter_search(
                 direction="maximize", backend="optuna", n_trials=spec["trials"],
@@ -148,13 +149,12 @@ def run_peer(args, spec: dict, path: str) -> dict:
                                                                      log=True)},
                 compute_objective=lambda m: m["eval_accuracy"],
                 sampler=optuna.samplers.TPESampler(seed=0),
-                storage=f"sqlite:///{tmp}/peer-study.db", study_name="peer",  # to count below
+                storage=storage, study_name="peer",
             )
             wall = time.perf_counter() - start
             # Optuna's default MedianPruner (create_study's) prunes the peer's trials from epoch
             # 1: count the epochs each trial really ran (one report per epoch)
-            trials = optuna.load_study(study_name="peer",
-                                       storage=f"sqlite:///{tmp}/peer-study.db").trials
+            trials = optuna.load_study(study_name="peer", storage=storage).trials
             return {"study_wall_s": wall, "best_value": best.objective,
                     "epochs_run": sum(len(t.intermediate_values) for t in trials),
                     "n_pruned": sum(t.state.name == "PRUNED" for t in trials),
