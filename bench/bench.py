@@ -1,12 +1,12 @@
 """poolbert against the usual recipe, side by side on the same machine, data and weights.
 
-The peer is what people write for the report's study: `BertForSequenceClassification` +
-`transformers.Trainer`, the data tokenised with `padding="max_length"`, per-device batch 16,
-default optimiser, fp32 (and bf16=True on GPU); for studies `Trainer.hyperparameter_search`
-with Optuna. Each side runs in its own process, so peak memory is its own.
+The peer is bench/peer.py, what people write for the report's study:
+`BertForSequenceClassification` + `transformers.Trainer`, the data tokenised with
+`padding="max_length"`, per-device batch 16, default optimiser, fp32; for studies
+`Trainer.hyperparameter_search` with Optuna. Each side runs in its own process, so peak memory is
+its own. The GPU rows have their own driver, bench/gpu.sh.
 
     python bench/bench.py --rows throughput,accuracy,study          # CPU rows, embedded model
-    python bench/bench.py --device cuda --model bert-base-random    # GPU rows
 
 Prints a Markdown table with poolbert/peer ratios and writes bench/results/<name>.json + .md.
 """
@@ -53,16 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- shared pieces
 
-def load_rows(data_dir: str, n: int | None, split: str = "train"):
-    """The same examples for both sides: poolbert's loader with a fixed-seed subset."""
-    from poolbert.config import DataConfig
-    from poolbert.data import load_data
-
-    data = load_data(DataConfig(task="rte", data_dir=data_dir,
-                                max_train_samples=n or None))
-    return getattr(data, split)
-
-
 def model_path(name: str, workdir: Path) -> str:
     """A folder both sides load; bert-base-random is saved once so both get the same weights."""
     if name == "bert-base-random":
@@ -93,51 +83,25 @@ def peak_memory_mb(device: str) -> float:
 
 # ----------------------------------------------------------------------------- the peer
 
-def peer_trainer(args, spec: dict, path: str, train_split, eval_split, bf16: bool, tmp: str):
-    import numpy as np
-    import torch
-    from datasets import Dataset
-    from transformers import (
-        AutoTokenizer,
-        BertForSequenceClassification,
-        Trainer,
-        TrainingArguments,
-    )
+def peer_trainer(args, spec: dict, path: str, bf16: bool, tmp: str):
+    """bench/peer.py's Trainer recipe (no `datasets` needed) with this row's settings."""
+    import peer
 
-    tok = AutoTokenizer.from_pretrained(path)
-
-    def dataset(split):
-        ds = Dataset.from_dict({"sentence1": split.texts_a, "sentence2": split.texts_b,
-                                "label": split.labels.tolist()})
-        return ds.map(lambda b: tok(b["sentence1"], b["sentence2"], padding="max_length",
-                                    truncation=True, max_length=args.max_length), batched=True)
-
-    def model_init(trial=None):
-        return BertForSequenceClassification.from_pretrained(path, num_labels=2,
-                                                             dtype=torch.float32)
-
-    def accuracy(pred):
-        return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
-
-    targs = TrainingArguments(
-        output_dir=tmp, per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size, num_train_epochs=spec["epochs"],
-        learning_rate=spec.get("learning_rate", 5e-5), seed=spec.get("seed", 42),
-        save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
-        eval_strategy=spec.get("eval_strategy", "no"), bf16=bf16,
-        use_cpu=args.device == "cpu",
-    )
-    return Trainer(model_init=model_init, args=targs, train_dataset=dataset(train_split),
-                   eval_dataset=dataset(eval_split), compute_metrics=accuracy)
+    recipe = peer.parse_args([
+        "train", "--model", path, "--data-dir", args.data_dir, "--epochs", str(spec["epochs"]),
+        "--learning-rate", str(spec.get("learning_rate", 5e-5)), "--seed",
+        str(spec.get("seed", 42)), "--max-length", str(args.max_length), "--batch-size",
+        str(args.batch_size), *(["--train-samples", str(spec["train_samples"])]
+                                if spec["train_samples"] else []),
+        *(["--bf16"] if bf16 else [])])
+    return peer.make_trainer(recipe, tmp, spec["epochs"], spec.get("eval_strategy", "no"))
 
 
 def run_peer(args, spec: dict, path: str) -> dict:
-    train_split = load_rows(args.data_dir, spec["train_samples"])
-    eval_split = load_rows(args.data_dir, None, "validation")
     if spec["kind"] == "study":
         spec = {**spec, "eval_strategy": "epoch"}  # the objective needs per-epoch evaluation
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = peer_trainer(args, spec, path, train_split, eval_split, spec["bf16"], tmp)
+        trainer = peer_trainer(args, spec, path, spec["bf16"], tmp)
         if spec["kind"] == "study":
             import optuna
 

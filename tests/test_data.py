@@ -488,3 +488,29 @@ def test_stratified_holdout():
 
 def test_module_has_task_spec_helper():
     assert data.task_spec(None) is None and data.task_spec("RTE").name == "rte"
+
+
+def test_bucket_width_rounds_up_to_the_multiple_and_never_past_the_cap():
+    from poolbert.data import bucket_width
+
+    assert bucket_width(37, None) == 37  # CPU: no padding beyond the longest row
+    assert bucket_width(37, 16) == 48
+    assert bucket_width(48, 16) == 48
+    assert bucket_width(121, 16, cap=128) == 128
+    assert bucket_width(121, 16, cap=124) == 124  # capped at max_length
+    assert bucket_width(100, 16, cap=64) == 100  # never narrower than the longest row
+    widths = {bucket_width(n, 16, cap=128) for n in range(1, 129)}
+    assert widths == {16, 32, 48, 64, 80, 96, 112, 128}  # 128 lengths, 8 shapes
+
+
+def test_collate_pads_to_the_bucket_and_masks_the_padding():
+    import numpy as np
+
+    from poolbert.data import Encoded, collate
+
+    rows = [np.arange(1, n + 1) for n in (5, 19, 3)]
+    enc = Encoded(rows, None, np.array([0, 1, 0]), np.array([5, 19, 3]))
+    batch = collate(enc, np.array([0, 1, 2]), pad_id=0, pad_to_multiple_of=16, cap=20)
+    assert batch["input_ids"].shape == (3, 20)
+    assert batch["attention_mask"].sum(1).tolist() == [5, 19, 3]
+    assert batch["input_ids"][1, 19:].tolist() == [0]

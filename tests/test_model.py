@@ -70,3 +70,49 @@ def test_model_class_is_registered_for_save_pretrained(tiny_dir, tmp_path):
     model.save_pretrained(tmp_path / "m")
     again = PoolbertForSequenceClassification.from_pretrained(tmp_path / "m")
     assert again.classifier.in_features == 2 * again.config.hidden_size
+
+
+def test_a_fresh_model_holds_the_checkpoint_weights_without_a_random_encoder(tiny_dir,
+                                                                             monkeypatch):
+    from poolbert.config import RunConfig
+    from poolbert.train import Resources
+
+    config = RunConfig()
+    config.model.model_name_or_path = str(tiny_dir)
+    config.model.pooling = "mean_max"
+    resources = Resources(data=type("D", (), {"label_names": LABELS})(), tokenizer=None,
+                          cache=None, base_encoder=AutoModel.from_pretrained(tiny_dir),
+                          model_name=str(tiny_dir))
+    drawn = [0]  # elements of random numbers drawn while the model is built
+    for name in ("normal_", "uniform_"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, **kwargs):
+            drawn[0] += self.numel()
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    model = resources.fresh_model(config)
+    head = sum(p.numel() for p in model.classifier.parameters())
+    # the classifier only (drawn by nn.Linear, then by _init_weights): no throwaway encoder
+    assert 0 < drawn[0] <= 2 * head
+    checkpoint = AutoModel.from_pretrained(tiny_dir).state_dict()
+    encoder = model.encoder.state_dict()
+    assert set(encoder) == {k for k in checkpoint if not k.startswith("pooler.")}
+    for key, value in encoder.items():
+        assert torch.equal(value, checkpoint[key]), key
+
+
+def test_the_ready_4d_mask_gives_the_same_outputs_as_the_2d_mask(tiny_dir):
+    from poolbert.model import encoder_mask
+
+    model = build_model(str(tiny_dir), "mean", LABELS).eval()
+    inputs = batch(tiny_dir)
+    assert inputs["attention_mask"].min() == 0  # the batch holds padding
+    ready = encoder_mask(model.encoder, inputs["attention_mask"])
+    assert ready.shape == (2, 1, 1, inputs["input_ids"].shape[1]) and ready.dtype == torch.bool
+    with torch.no_grad():
+        plain = model.encoder(**inputs).last_hidden_state
+        given = model.encoder(**{**inputs, "attention_mask": ready}).last_hidden_state
+    real = inputs["attention_mask"].bool()
+    torch.testing.assert_close(given[real], plain[real], rtol=1e-5, atol=1e-6)

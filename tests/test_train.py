@@ -55,7 +55,8 @@ def test_same_seed_gives_identical_runs(setup):
     resources = Resources.load(config)
     a = train(config, resources, quiet=True)
     b = train(config, resources, quiet=True)
-    timing = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+    timing = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
+              "train_runtime", "train_samples_per_second")
 
     def untimed(history):
         return [{k: v for k, v in r.items() if k not in timing} for r in history]
@@ -114,8 +115,8 @@ def test_non_finite_loss_stops_the_run(setup, monkeypatch):
 
 
 def test_eval_batch_size_defaults_by_device_and_a_given_one_is_kept():
+    from poolbert.device import eval_batch_size
     from poolbert.errors import PoolbertError
-    from poolbert.evaluate import eval_batch_size
 
     assert eval_batch_size(None, torch.device("cpu")) == 32  # larger batches are slower on CPU
     assert eval_batch_size(None, torch.device("cuda")) == 128
@@ -125,3 +126,66 @@ def test_eval_batch_size_defaults_by_device_and_a_given_one_is_kept():
     config.train.eval_batch_size = 0
     with pytest.raises(PoolbertError, match="eval_batch_size must be positive"):
         config.validate()
+
+
+HOST_READS = ("item", "tolist", "__bool__", "cpu", "numpy", "__float__")
+
+
+def count_host_reads(monkeypatch) -> list[str]:
+    """Record each read of a tensor's value by poolbert or transformers code (on a GPU, each one
+    makes the host wait for the device). Torch's own CPU internals are not counted: its CPU
+    optimiser reads the step count, which the fused CUDA one does not."""
+    import sys
+
+    reads: list[str] = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "/poolbert/" in caller or "/transformers/" in caller:
+                reads.append(f"{_name} {caller.rsplit('/', 1)[-1]}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    return reads
+
+
+def test_training_reads_the_device_a_few_times_per_epoch_not_per_step(setup, monkeypatch):
+    config = config_for(setup, num_train_epochs=2, batch_size=2)
+    resources = Resources.load(config)
+    reads = count_host_reads(monkeypatch)
+    result = train(config, resources, quiet=True)
+    steps = [r for r in result.history if r["type"] == "step"]
+    assert len(steps) == 2 * 48  # every step still has its loss in the history
+    assert all(math.isfinite(r["loss"]) for r in steps)
+    # per epoch: a loss read every SYNC_EVERY steps and at the epoch's end, 3 after evaluation
+    assert len(reads) <= 2 * (48 // 32 + 1 + 3), reads
+
+
+def test_a_nan_loss_stops_the_run_at_the_next_read_naming_its_first_step(setup, monkeypatch):
+    original = PoolbertForSequenceClassification.forward
+    calls = [0]
+
+    def nan_from_step_5(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls[0] += 1
+        if out.loss is not None and calls[0] >= 5:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(PoolbertForSequenceClassification, "forward", nan_from_step_5)
+    with pytest.raises(NonFiniteLoss, match=r"became nan at step 5 \(epoch 1\)"):
+        train(config_for(setup, num_train_epochs=3, batch_size=2), quiet=True)
+    from poolbert.train import SYNC_EVERY
+
+    assert calls[0] == SYNC_EVERY  # found at the first read, long before the run's 144 steps
+
+
+def test_each_epoch_records_its_training_time(setup):
+    result = train(config_for(setup, num_train_epochs=2), quiet=True)
+    evals = [r for r in result.history if r["type"] == "eval"]
+    assert all(r["train_runtime"] > 0 for r in evals)
+    assert all(r["train_samples_per_second"] == pytest.approx(96 / r["train_runtime"])
+               for r in evals)
+    assert sum(r["train_runtime"] for r in evals) == pytest.approx(result.metrics["train_runtime"])

@@ -82,6 +82,30 @@ def test_end_to_end_writes_the_whole_layout(tmp_path, capsys):
     assert {c["test"] for c in summary["comparisons"]} >= {"mcnemar", "paired_bootstrap"}
 
 
+def test_quick_preset_trains_on_all_of_train_on_a_gpu_and_a_subset_on_a_cpu(tmp_path,
+                                                                              monkeypatch):
+    import torch
+
+    from poolbert.tune.summary import budget_text
+
+    out = str(tmp_path / "s")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = parse("--preset", "quick", "--output-dir", out)
+    assert gpu.run.data.max_train_samples is None  # all of train
+    assert (gpu.space, gpu.n_trials, gpu.final_seeds) == ("quick", None, 3)  # same budget
+    assert parse("--preset", "quick", "--output-dir", out, "--device", "cpu"
+                 ).run.data.max_train_samples == 200
+    assert parse("--preset", "quick", "--output-dir", out, "--max-train-samples", "500"
+                 ).run.data.max_train_samples == 500  # a flag still wins
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert parse("--preset", "quick", "--output-dir", out).run.data.max_train_samples == 200
+    summary = {"preset": "quick", "wall_time_s": 60.0,
+               "budget": {"n_trials": {"cls": 4}, "timeout": None, "max_train_samples": None,
+                          "device": "cuda", "final_seeds": 3, "n_workers": 1}}
+    text = budget_text(summary)
+    assert "max_train_samples all on cuda (the quick preset: all of train on a GPU" in text
+
+
 def test_presets_set_defaults_and_flags_win(tmp_path):
     out = str(tmp_path / "s")
     quick = parse("--preset", "quick", "--output-dir", out)

@@ -17,6 +17,9 @@ from . import DEFAULT_MODEL
 from .errors import PoolbertError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# SDPA backends a run may allow (see device.attention_kernels)
+ATTENTION_BACKENDS = ("auto", "efficient", "cudnn", "flash", "math")
+
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TrainConfig:
     device: str = "auto"
     group_by_length: bool = True
     compile: bool = False  # torch.compile the encoder (CUDA; padded to length buckets)
+    attention: str = "auto"  # CUDA attention kernels; auto = flash or memory-efficient, no cuDNN
 
 
 @dataclass
@@ -178,6 +182,9 @@ def validate(config: RunConfig) -> None:
         raise PoolbertError(f"weight_decay must be >= 0, got {t.weight_decay}")
     if t.precision not in PRECISIONS:
         raise PoolbertError(f"precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if t.attention not in ATTENTION_BACKENDS:
+        raise PoolbertError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}, "
+                            f"got {t.attention!r}")
     if d.text_columns is not None and not 1 <= len(d.text_columns) <= 2:
         raise PoolbertError(f"text_columns takes one or two columns, got {d.text_columns}")
 

@@ -528,14 +528,21 @@ def eval_batches(enc: Encoded, batch_size: int) -> list[np.ndarray]:
     return _cut(np.argsort(-enc.lengths, kind="stable"), batch_size)
 
 
+def bucket_width(longest: int, multiple: int | None, cap: int | None = None) -> int:
+    """The padded width of a batch: its longest row, rounded up to `multiple` and capped at
+    `cap` (max_length), so a GPU sees a handful of shapes instead of one per length."""
+    if not multiple:
+        return longest
+    width = -(-longest // multiple) * multiple
+    return max(longest, min(width, cap)) if cap else width
+
+
 def collate(enc: Encoded, indices: np.ndarray, pad_id: int,
-            pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
-    """Pad a batch to its longest row, rounded up to a multiple (fewer shapes to compile)."""
+            pad_to_multiple_of: int | None = None, cap: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest row, rounded up to a multiple and capped (`bucket_width`)."""
     indices = np.asarray(indices, dtype=np.int64)
     lengths = enc.lengths[indices]
-    width = int(lengths.max()) if len(indices) else 0
-    if pad_to_multiple_of:
-        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    width = bucket_width(int(lengths.max()) if len(indices) else 0, pad_to_multiple_of, cap)
     input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(indices), width), dtype=np.int64)
     types = np.zeros_like(mask) if enc.token_type_ids is not None else None
@@ -549,3 +556,11 @@ def collate(enc: Encoded, indices: np.ndarray, pad_id: int,
         batch["token_type_ids"] = torch.from_numpy(types)
     batch["labels"] = torch.from_numpy(enc.labels[indices].astype(np.int64))
     return batch
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Copy a batch to `device`; on CUDA through pinned memory without waiting, so the host
+    goes on collating the next batch while the GPU works."""
+    if device.type != "cuda":
+        return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 
@@ -10,38 +9,8 @@ import numpy as np
 import torch
 
 from . import interrupts
-from .data import Encoded, collate, eval_batches
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 autocast where the GPU has it, else fp16; CPU stays fp32 (autocast is slower)."""
-    if precision != "auto":
-        return precision
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def eval_batch_size(requested: int | None, device: torch.device) -> int:
-    """The batch size to score with: the one asked for, else 128 on CUDA and 32 on CPU, where
-    larger batches are slower (2-core CPU, MiniLM, RTE dev: 76 examples/s at 32, 50 at 128)."""
-    if requested is not None:
-        return requested
-    return 128 if device.type == "cuda" else 32
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision on top of float32 master weights; a no-op for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from .data import Encoded, collate, eval_batches, to_device
+from .device import attention_kernels, autocast, eval_batch_size, pad_multiple
 
 
 def classification_metrics(labels: np.ndarray, preds: np.ndarray, num_labels: int) -> dict:
@@ -75,28 +44,32 @@ def predict_probs(
     device: torch.device,
     precision: str,
     pad_id: int,
+    attention: str = "auto",
 ) -> tuple[np.ndarray, float, int]:
     """Class probabilities in original order, the summed loss over labelled rows, and steps.
-    `batch_size` None: the device's default (`eval_batch_size`)."""
+    `batch_size` None: the device's default (`eval_batch_size`). Results stay on the device
+    until the last batch: one read at the end, not one per batch."""
     model.eval()
     batch_size = eval_batch_size(batch_size, device)
-    probs = np.zeros((len(enc.labels), model.config.num_labels), dtype=np.float32)
-    total_loss, steps = 0.0, 0
-    for indices in eval_batches(enc, batch_size):  # sorted by length: little padding
-        interrupts.check()
-        batch = {k: v.to(device) for k, v in collate(enc, indices, pad_id).items()}
-        labels = batch.pop("labels")
-        with autocast(device, precision):
-            logits = model(**batch).logits.float()  # (B, C)
-        labelled = labels >= 0
-        if labelled.any():
-            loss = torch.nn.functional.cross_entropy(
-                logits[labelled], labels[labelled], reduction="sum"
-            )
-            total_loss += loss.item()
-        probs[indices] = torch.softmax(logits, dim=-1).cpu().numpy()
-        steps += 1
-    return probs, total_loss, steps
+    order, probs, losses = [], [], []
+    with attention_kernels(attention, device):
+        for indices in eval_batches(enc, batch_size):  # sorted by length: little padding
+            interrupts.check()
+            host = collate(enc, indices, pad_id, pad_multiple(device), cap=int(enc.lengths.max()))
+            batch = to_device(host, device)
+            labels = batch.pop("labels")
+            with autocast(device, precision):
+                logits = model(**batch).logits.float()  # (B, C)
+            if (enc.labels[indices] >= 0).any():  # unlabelled rows (-1: GLUE test): no loss
+                losses.append(torch.nn.functional.cross_entropy(
+                    logits, labels, ignore_index=-1, reduction="sum"))
+            probs.append(torch.softmax(logits, dim=-1))
+            order.append(indices)
+    out = np.zeros((len(enc.labels), model.config.num_labels), dtype=np.float32)
+    if probs:
+        out[np.concatenate(order)] = torch.cat(probs).cpu().numpy()
+    total_loss = float(torch.stack(losses).sum()) if losses else 0.0
+    return out, total_loss, len(probs)
 
 
 def evaluate(
@@ -106,12 +79,12 @@ def evaluate(
     device: torch.device,
     precision: str,
     pad_id: int,
+    attention: str = "auto",
 ) -> Scores:
     """Score a labelled split; metric names follow transformers' Trainer (`eval_*`)."""
     start = time.perf_counter()
-    probs, total_loss, steps = predict_probs(model, enc, batch_size, device, precision, pad_id)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    probs, total_loss, steps = predict_probs(model, enc, batch_size, device, precision, pad_id,
+                                             attention)
     runtime = time.perf_counter() - start
     preds = probs.argmax(axis=1)
     n = len(enc.labels)

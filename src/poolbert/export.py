@@ -29,8 +29,9 @@ import torch
 from . import DEFAULT_MODEL, __version__
 from .config import DataConfig
 from .data import GLUE_TASKS, READ_ERRORS, TextSplit, encode, load_data, reading_errors
+from .device import resolve_device, resolve_precision
 from .errors import PoolbertError
-from .evaluate import predict_probs, resolve_device, resolve_precision
+from .evaluate import predict_probs
 from .files import atomic_dir, check_output_dir, read_json, refuse_unfinished, write_json
 from .pooling import DESCRIPTIONS
 

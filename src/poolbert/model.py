@@ -47,10 +47,15 @@ class PoolbertForSequenceClassification(PreTrainedModel):
     base_model_prefix = "poolbert"
     _supports_sdpa = True
 
-    def __init__(self, config: PoolbertConfig) -> None:
+    def __init__(self, config: PoolbertConfig, encoder: nn.Module | None = None) -> None:
         super().__init__(config)
         enc_config = encoder_config_from(config)
-        self.encoder = AutoModel.from_config(enc_config)
+        if encoder is None:  # from_pretrained builds this on the meta device, then loads weights
+            encoder = AutoModel.from_config(enc_config)
+        else:  # pretrained weights: post_init() below must not draw random ones over them
+            for module in encoder.modules():
+                module._is_hf_initialized = True
+        self.encoder = encoder
         drop_encoder_pooler(self.encoder)
         num_layers = getattr(enc_config, "num_hidden_layers", 12) + 1  # + embedding output
         self.pooler = make_pooler(config.pooling, enc_config.hidden_size, num_layers)
@@ -80,7 +85,8 @@ class PoolbertForSequenceClassification(PreTrainedModel):
     ) -> SequenceClassifierOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": encoder_mask(self.encoder,
+                                                                             attention_mask)}
         if token_type_ids is not None:
             encoder_inputs["token_type_ids"] = token_type_ids
         all_layers = self.pooler.uses_all_layers
@@ -95,6 +101,15 @@ class PoolbertForSequenceClassification(PreTrainedModel):
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.float(), labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def encoder_mask(encoder: nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mask as the encoder's attention takes it. For SDPA a ready 4-D boolean mask
+    (B, 1, 1, T): transformers uses it as given, where from a 2-D mask it would first test
+    whether any token is padding (`mask.all()`), a host-device sync on every forward."""
+    if getattr(encoder.config, "_attn_implementation", None) == "sdpa":
+        return attention_mask[:, None, None, :].bool()
+    return attention_mask
 
 
 def drop_encoder_pooler(encoder: nn.Module) -> nn.Module | None:
@@ -131,8 +146,7 @@ def build_model(
         label2id={name: i for i, name in enumerate(label_names)},
         base_model_name_or_path=str(model_name_or_path),
     )
-    model = PoolbertForSequenceClassification(config)
-    model.encoder = encoder
+    model = PoolbertForSequenceClassification(config, encoder=encoder)
     dense = getattr(checkpoint_pooler, "dense", None)
     if pooling == "cls" and isinstance(dense, nn.Linear):
         model.pooler.dense.load_state_dict(dense.state_dict())

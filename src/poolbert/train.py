@@ -24,13 +24,22 @@ from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warm
 
 from . import DEFAULT_MODEL, interrupts
 from .config import RunConfig
-from .data import LoadedData, TokenCache, collate, load_data, train_batches
+from .data import LoadedData, TokenCache, collate, load_data, to_device, train_batches
+from .device import (
+    attention_kernels,
+    autocast,
+    check_precision,
+    pad_multiple,
+    resolve_device,
+    resolve_precision,
+)
 from .errors import PoolbertError
-from .evaluate import Scores, autocast, evaluate, resolve_device, resolve_precision
+from .evaluate import Scores, evaluate
 from .files import library_versions, write_json, write_jsonl
 from .model import PoolbertForSequenceClassification, build_model
 
 EpochHook = Callable[[int, dict], None]
+SYNC_EVERY = 32  # optimiser steps between reads of the training loss from the device
 
 
 class NonFiniteLoss(RuntimeError):
@@ -65,6 +74,9 @@ class Resources:
     cache: TokenCache
     base_encoder: torch.nn.Module
     model_name: str
+    # the base encoder copied once to each device trials run on (one host-to-device copy per
+    # worker, not per trial)
+    _on_device: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, config: RunConfig, data: LoadedData | None = None) -> Resources:
@@ -74,15 +86,23 @@ class Resources:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name))
         return cls(data, tokenizer, TokenCache(tokenizer), encoder, name)
 
-    def fresh_model(self, config: RunConfig) -> PoolbertForSequenceClassification:
-        """A new head on an in-memory copy of the base encoder (no disk read)."""
-        return build_model(
-            self.model_name,
-            config.model.pooling,
-            self.data.label_names,
-            config.model.dropout,
-            encoder=copy.deepcopy(self.base_encoder),
-        )
+    def encoder_on(self, device: torch.device) -> torch.nn.Module:
+        """The base encoder's weights on `device` (kept for the next trial)."""
+        if device.type == "cpu":
+            return self.base_encoder
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = copy.deepcopy(self.base_encoder).to(device)
+        return self._on_device[key]
+
+    def fresh_model(self, config: RunConfig,
+                    device: torch.device | None = None) -> PoolbertForSequenceClassification:
+        """A new head on a copy of the base encoder, made on `device` (no disk read, no
+        host-to-device copy of the encoder per run)."""
+        encoder = copy.deepcopy(self.encoder_on(device or torch.device("cpu")))
+        model = build_model(self.model_name, config.model.pooling, self.data.label_names,
+                            config.model.dropout, encoder=encoder)
+        return model.to(device) if device is not None else model
 
 
 @dataclass
@@ -126,13 +146,13 @@ def train(
     transformers.set_seed(t.seed)  # python, numpy, torch: head init, dropout and batch order
     device = resolve_device(t.device)
     precision = resolve_precision(t.precision, device)
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise PoolbertError("precision bf16 is not supported on this GPU; use fp16")
-    model = resources.fresh_model(config).to(device)
+    check_precision(precision, device)
+    model = resources.fresh_model(config, device)
 
     train_enc = resources.cache.get(resources.data.train, t.max_length)
     val_enc = resources.cache.get(resources.data.validation, t.max_length)
     pad_id = resources.tokenizer.pad_token_id or 0
+    pad, cap = pad_multiple(device, t.compile), int(train_enc.lengths.max())
     batches_per_epoch = math.ceil(len(train_enc.labels) / t.batch_size)
     updates_per_epoch = math.ceil(batches_per_epoch / t.gradient_accumulation_steps)
     total_updates = updates_per_epoch * t.num_train_epochs
@@ -142,58 +162,69 @@ def train(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step_model = torch.compile(model) if t.compile else model
-    pad_multiple = 32 if t.compile else None  # few distinct shapes: no recompiling every batch
 
     history: list[dict] = []
-    best: tuple[float, int, dict, Scores] | None = None  # (accuracy, epoch, state, scores)
+    log = StepLog(history)
+    best: tuple[float, int, dict | None, Scores] | None = None  # (accuracy, epoch, state, scores)
     step, seen, train_time = 0, 0, 0.0
-    for epoch in range(1, t.num_train_epochs + 1):
-        model.train()
-        start = time.perf_counter()
-        batches = train_batches(train_enc, t.batch_size, t.seed, epoch, t.group_by_length)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{t.num_train_epochs}", disable=quiet, leave=False)
-        for i, indices in enumerate(bar):
-            interrupts.check()  # a deferred Ctrl-C stops here, between steps
-            batch = {k: v.to(device) for k, v in collate(train_enc, indices, pad_id, pad_multiple).items()}
-            with autocast(device, precision):
-                loss = step_model(**batch).loss  # mean cross-entropy over the batch
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"training loss became {loss.item()} at step {step} (epoch {epoch})")
-            scaler.scale(loss / t.gradient_accumulation_steps).backward()
-            seen += len(indices)
-            last_in_epoch = i + 1 == len(batches)
-            if (i + 1) % t.gradient_accumulation_steps and not last_in_epoch:
-                continue
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            history.append(
-                {"type": "step", "step": step, "epoch": epoch - 1 + (i + 1) / len(batches),
-                 "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
-            )
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        train_time += time.perf_counter() - start
+    with attention_kernels(t.attention, device):
+        for epoch in range(1, t.num_train_epochs + 1):
+            model.train()
+            start = time.perf_counter()
+            batches = train_batches(train_enc, t.batch_size, t.seed, epoch, t.group_by_length)
+            bar = tqdm(batches, desc=f"epoch {epoch}/{t.num_train_epochs}", disable=quiet,
+                       leave=False)
+            step_losses = []  # the micro-batch losses of the optimiser step being built
+            for i, indices in enumerate(bar):
+                interrupts.check()  # a deferred Ctrl-C stops here, between steps
+                batch = to_device(collate(train_enc, indices, pad_id, pad, cap), device)
+                with autocast(device, precision):
+                    loss = step_model(**batch).loss  # mean cross-entropy over the batch
+                scaler.scale(loss / t.gradient_accumulation_steps).backward()
+                step_losses.append(loss.detach())
+                seen += len(indices)
+                last_in_epoch = i + 1 == len(batches)
+                if (i + 1) % t.gradient_accumulation_steps and not last_in_epoch:
+                    continue
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                log.add(step, epoch, epoch - 1 + (i + 1) / len(batches),
+                        scheduler.get_last_lr()[0], step_losses)
+                step_losses = []
+                if step % SYNC_EVERY == 0:
+                    bar.set_postfix(loss=f"{log.flush():.4f}")
+            log.flush()  # waits for the epoch's last step: the time below is the GPU's too
+            epoch_time = time.perf_counter() - start
+            train_time += epoch_time
 
-        scores = evaluate(model, val_enc, t.eval_batch_size, device, precision, pad_id)
-        epoch_metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
-        history.append({"type": "eval", "epoch": epoch, "step": step, **epoch_metrics})
-        if not quiet:
-            tqdm.write(
-                f"epoch {epoch}: eval_loss {scores.metrics['eval_loss']:.4f} "
-                f"eval_accuracy {scores.metrics['eval_accuracy']:.4f}"
-            )
-        if best is None or scores.metrics["eval_accuracy"] > best[0] or epoch_selection == "last":
-            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best = (scores.metrics["eval_accuracy"], epoch, state, scores)
-        if on_epoch is not None:
-            on_epoch(epoch, scores.metrics)  # may raise to stop the run (a pruned trial)
+            scores = evaluate(model, val_enc, t.eval_batch_size, device, precision, pad_id,
+                              t.attention)
+            epoch_metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
+            history.append({"type": "eval", "epoch": epoch, "step": step, **epoch_metrics,
+                            "train_runtime": epoch_time,
+                            "train_samples_per_second": len(train_enc.labels) / epoch_time})
+            if not quiet:
+                tqdm.write(
+                    f"epoch {epoch}: eval_loss {scores.metrics['eval_loss']:.4f} "
+                    f"eval_accuracy {scores.metrics['eval_accuracy']:.4f}"
+                )
+            if epoch_selection == "last":
+                best = (scores.metrics["eval_accuracy"], epoch, None, scores)  # weights: the model's
+            elif best is None or scores.metrics["eval_accuracy"] > best[0]:
+                # a copy on the device, not in pageable host memory: no transfer per epoch
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best = (scores.metrics["eval_accuracy"], epoch, state, scores)
+            if on_epoch is not None:
+                on_epoch(epoch, scores.metrics)  # may raise to stop the run (a pruned trial)
 
     _, best_epoch, best_state, best_scores = best
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     metrics = {
         **best_scores.metrics,
         "epoch": float(best_epoch),
@@ -208,6 +239,37 @@ def train(
         "precision": precision,
     }
     return TrainResult(metrics, history, model.cpu(), best_scores, t.num_train_epochs)
+
+
+class StepLog:
+    """Per-step training losses, kept on the device and read every SYNC_EVERY steps.
+
+    Reading a GPU value makes the host wait for the GPU; one read per step left the GPU idle
+    while the host prepared the next step. A non-finite loss is found at the next read (at
+    most SYNC_EVERY steps late) and stops the run there, naming the step where it began."""
+
+    def __init__(self, history: list[dict]) -> None:
+        self.history = history
+        self.pending: list[tuple[int, int, float, float, torch.Tensor]] = []
+
+    def add(self, step: int, epoch: int, position: float, lr: float,
+            micro_losses: list[torch.Tensor]) -> None:
+        loss = micro_losses[0] if len(micro_losses) == 1 else torch.stack(micro_losses).mean()
+        self.pending.append((step, epoch, position, lr, loss))
+
+    def flush(self) -> float:
+        """Write the pending steps into the history; the last loss read (nan if none)."""
+        if not self.pending:
+            return float("nan")
+        values = torch.stack([p[4] for p in self.pending]).float().tolist()  # the one sync
+        for (step, epoch, position, lr, _), value in zip(self.pending, values, strict=True):
+            if not math.isfinite(value):
+                self.pending = []
+                raise NonFiniteLoss(f"training loss became {value} at step {step} (epoch {epoch})")
+            self.history.append({"type": "step", "step": step, "epoch": position, "loss": value,
+                                 "lr": lr})
+        self.pending = []
+        return values[-1]
 
 
 def run_record(config: RunConfig, resources: Resources, command: list[str] | None = None) -> dict:

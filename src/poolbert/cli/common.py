@@ -78,6 +78,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                        default=None, help="plain shuffled batches instead of length-grouped ones")
     group.add_argument("--compile", action="store_true", default=None,
                        help="torch.compile the model (pads to multiples of 32 to limit recompiles)")
+    group.add_argument("--attention", choices=["auto", "efficient", "cudnn", "flash", "math"],
+                       help="CUDA attention kernels: auto (default) = flash or memory-efficient, "
+                       "never cuDNN, whose per-shape plans slow every first epoch")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +97,7 @@ SETTING_FLAGS = (
     "label_column", "max_train_samples", "max_eval_samples", "model_name_or_path", "pooling",
     "dropout", "learning_rate", "num_train_epochs", "max_length", "batch_size", "eval_batch_size",
     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "max_grad_norm", "seed",
-    "precision", "device", "group_by_length", "compile",
+    "precision", "device", "group_by_length", "compile", "attention",
 )
 
 

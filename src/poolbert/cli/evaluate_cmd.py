@@ -46,7 +46,8 @@ def locate(model_dir: str) -> tuple[Path, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
-    from ..evaluate import evaluate, resolve_device, resolve_precision
+    from ..device import resolve_device, resolve_precision
+    from ..evaluate import evaluate
     from ..export import load_classifier
     from ..files import read_json
     from .common import SETTING_FLAGS

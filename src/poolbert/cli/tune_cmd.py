@@ -79,14 +79,17 @@ def run(args: argparse.Namespace) -> int:
 
 def tune_config_from_args(args: argparse.Namespace) -> Any:
     """Preset defaults first, then the --config file and flags the user gave."""
+    from ..device import resolve_device
     from ..tune import PRESETS, TuneConfig
+    from ..tune.settings import preset_run_settings
 
     if args.pooling:
         raise PoolbertError("tune compares heads: use --poolings cls,mean_max,... (not --pooling)")
     preset = PRESETS.get(args.preset or "", {"run": {}, "tune": {}})
     config = config_from_args(args)
     given = user_settings(args)
-    apply_overrides(config, {k: v for k, v in preset["run"].items() if k not in given}, "preset")
+    run_settings = preset_run_settings(args.preset, resolve_device(config.train.device).type)
+    apply_overrides(config, {k: v for k, v in run_settings.items() if k not in given}, "preset")
     tc = TuneConfig(run=config, output_dir=args.output_dir, preset=args.preset,
                     quiet=args.quiet, command=command_line())
     picked = {

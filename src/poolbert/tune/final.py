@@ -16,8 +16,9 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
-from ..evaluate import evaluate, resolve_device, resolve_precision
+from ..evaluate import evaluate
 from ..files import atomic_dir, read_json
 from ..model import load_model
 from ..train import Resources, run_record, save_run, train, write_predictions

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from .. import interrupts
+from ..device import resolve_device
 from ..errors import PoolbertError
 from ..files import read_json, write_json
 from ..train import Resources, train
@@ -107,8 +108,9 @@ def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | N
     to each worker, which marks its running trial at its next safe point and exits."""
     context = multiprocessing.get_context("spawn")
     errors = context.Queue()
-    jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet, gpu=gpu)
-            for i, gpu in enumerate(gpus)]
+    threads = max(1, (os.cpu_count() or 1) // len(gpus))  # the machine's cores, shared out
+    jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet, gpu=gpu,
+                      threads=threads) for i, gpu in enumerate(gpus)]
     processes = [context.Process(target=worker_process, args=(job, train_fn, errors),
                                  name=f"poolbert-tune-worker-{job.index}") for job in jobs]
     try:
@@ -205,6 +207,7 @@ def budget(tc: TuneConfig, space: SearchSpace, n_workers: int) -> dict[str, Any]
         "space": space.source if tc.space not in ("paper", "quick") else f"{tc.space}.yaml",
         "pruner": describe_pruner(tc.pruner),
         "max_train_samples": tc.run.data.max_train_samples,
+        "device": resolve_device(tc.run.train.device).type,
         "final_seeds": tc.final_seeds,
         "n_workers": n_workers,
         "trials_per_gpu": tc.trials_per_gpu,

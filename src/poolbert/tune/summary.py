@@ -246,7 +246,11 @@ def budget_text(summary: dict[str, Any]) -> str:
     budget = summary["budget"]
     trials = ", ".join(f"{h} {n}" for h, n in budget["n_trials"].items())
     timeout = f"{budget['timeout']:.0f} s" if budget["timeout"] else "none"
+    device = budget.get("device")  # studies written before it was recorded have none
+    where = f" on {device}" if device else ""
+    if summary.get("preset") == "quick" and device:
+        where += (" (the quick preset: all of train on a GPU, a fixed subset on a CPU)")
     return (f"Budget: trials per head {trials}; max_train_samples "
-            f"{budget['max_train_samples'] or 'all'}; final seeds {budget['final_seeds']}; "
+            f"{budget['max_train_samples'] or 'all'}{where}; final seeds {budget['final_seeds']}; "
             f"{budget['n_workers']} worker process(es); timeout {timeout}. Wall time of this "
             f"command: {summary['wall_time_s']:.0f} s.")

@@ -53,6 +53,7 @@ class WorkerJob:
     deadline: float | None = None  # time.time() after which no new trial starts
     progress_bars: bool = True
     gpu: str | None = None  # CUDA_VISIBLE_DEVICES of this worker's process (None: unchanged)
+    threads: int | None = None  # torch CPU threads of this worker's process (None: unchanged)
 
 
 def tuning_resources(resources: Resources, tc: TuneConfig) -> Resources:
@@ -206,6 +207,10 @@ def worker_process(job: WorkerJob, train_fn: TrainFn, errors: Any) -> None:
         with interrupts.deferred(escalate=False):
             if job.gpu is not None:  # before this process first touches CUDA
                 os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
+            if job.threads is not None:  # N workers x all cores each: threads fight for cores
+                import torch
+
+                torch.set_num_threads(job.threads)
             _quiet_logs()
             run_worker(job, train_fn)
     except PoolbertError as exc:

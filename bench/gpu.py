@@ -1,0 +1,445 @@
+"""Every GPU row of the README's speed table in one run: poolbert beside the Trainer recipe.
+
+Run through `bench/gpu.sh`, which installs carried wheels and finds the model and the data.
+Each measurement is its own process (whole-process wall times, own GPU memory); rows run in
+order until POOLBERT_BENCH_BUDGET_S (default 450 s) is spent, and the table is printed last,
+with ratios, the device and the versions. Results also go to bench/results/gpu-<device>.{md,json}
+and, where $OUT is set, to $OUT.
+
+Rows (POOLBERT_BENCH_ROWS, comma-separated; default: all but the sweep and mps):
+  single     embedded model, 3 epochs of RTE: `poolbert train` vs the Trainer recipe (fp32)
+  bert-base  BertConfig() random weights, 1 epoch: examples/s, poolbert vs the Trainer recipe
+  attention  one process, warm: memory-efficient vs cuDNN attention, examples/s of epoch 2
+  syncs      host-device syncs per 100 training steps (torch.cuda.set_sync_debug_mode)
+  study      12 trials (6 learning rates x epochs {2,3}) on all of train: `poolbert tune` vs
+             `Trainer.hyperparameter_search` with the same trials, no pruning on either side
+  workers    that study with --trials-per-gpu 4
+  sweep      that study with --trials-per-gpu 2 and 8 as well
+  mps        --trials-per-gpu 4 under CUDA MPS (nvidia-cuda-mps-control), where it starts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_ROWS = ("single", "bert-base", "attention", "syncs", "study", "workers")
+GRID_LRS = (2e-5, 3e-5, 5e-5, 7e-5, 1e-4, 1.5e-4)
+GRID_EPOCHS = (2, 3)
+SPACE = """\
+default:
+  params:
+    learning_rate: {type: float, low: 1.0e-5, high: 2.0e-4, log: true}
+    num_train_epochs: {type: categorical, choices: [2, 3]}
+"""
+
+
+class Bench:
+    """The rows measured so far, and the time left for the rest."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = time.monotonic()
+        self.table: list[tuple[str, str, str, str]] = []  # measure, peer, poolbert, ratio
+        self.raw: dict[str, dict] = {}
+        self.notes: list[str] = []
+        self.work = Path(tempfile.mkdtemp(prefix="poolbert-gpu-bench-"))
+
+    def left(self) -> float:
+        return self.args.budget - (time.monotonic() - self.started)
+
+    def run(self, cmd: list[str], label: str, env: dict | None = None) -> tuple[float, str]:
+        """Run one process to its end; its whole wall time and stdout. Raises on failure."""
+        timeout = max(10.0, self.left())
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=ROOT)
+        wall = time.perf_counter() - start
+        print(f"[{time.monotonic() - self.started:6.0f}s] {label}: {wall:.1f} s, exit "
+              f"{proc.returncode}", flush=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{label} failed (exit {proc.returncode}): "
+                               f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+        return wall, proc.stdout
+
+    def row(self, measure: str, peer: float | str | None, ours: float | str | None,
+            ratio: str) -> None:
+        self.table.append((measure, _fmt(peer), _fmt(ours), ratio))
+
+
+def _fmt(value: float | str | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def ratio(a: float, b: float, word: str = "") -> str:
+    """a / b as "1.68x faster" (or "0.87x, slower" below one)."""
+    if not b:
+        return "n/a"
+    value = a / b
+    return f"{value:.2f}x{word}" if value >= 1 or not word else f"{value:.2f}x, slower"
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- the two sides
+
+
+def poolbert_train(b: Bench, model: str, epochs: int, name: str, *extra: str) -> dict:
+    """`poolbert train` as a user runs it; its files give the per-epoch numbers."""
+    out = b.work / name
+    cmd = [sys.executable, "-m", "poolbert", "train", "--model", model, "--data-dir",
+           b.args.data_dir, "--pooling", "cls", "--num-train-epochs", str(epochs),
+           "--learning-rate", "5e-5", "--batch-size", "16", "--max-length", "128", "--seed", "1",
+           "--output-dir", str(out), "--quiet", *subset(b, "--max-train-samples"), *extra]
+    wall, _ = b.run(cmd, f"poolbert train {name}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    evals = [r for r in history if r["type"] == "eval"]
+    return {"wall_s": wall, "examples_per_s": metrics["train_samples_per_second"],
+            "epoch_examples_per_s": [r["train_samples_per_second"] for r in evals],
+            "dev_accuracy_best": metrics["eval_accuracy"],
+            "dev_accuracy_last": evals[-1]["eval_accuracy"], "best_epoch": metrics["best_epoch"],
+            "precision": metrics["precision"]}
+
+
+def peer_train(b: Bench, model: str, epochs: int, name: str) -> dict:
+    cmd = [sys.executable, str(HERE / "peer.py"), "train", "--model", model, "--data-dir",
+           b.args.data_dir, "--epochs", str(epochs), "--seed", "1",
+           *subset(b, "--train-samples")]
+    wall, stdout = b.run(cmd, f"peer train {name}")
+    return {"wall_s": wall, **last_json(stdout)}
+
+
+def subset(b: Bench, flag: str) -> list[str]:
+    return [flag, str(b.args.train_samples)] if b.args.train_samples else []
+
+
+def grid_trials() -> list[dict]:
+    return [{"learning_rate": lr, "num_train_epochs": e} for lr in GRID_LRS for e in GRID_EPOCHS]
+
+
+def poolbert_study(b: Bench, model: str, name: str, *extra: str, env: dict | None = None) -> dict:
+    """`poolbert tune` on the grid's 12 trials, queued in its storage before it starts."""
+    import optuna
+
+    out = b.work / name
+    out.mkdir(parents=True)
+    space = b.work / "grid-space.yaml"
+    space.write_text(SPACE)
+    study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}",
+                                study_name=f"{name}-cls", direction="maximize")
+    for params in grid_trials():
+        study.enqueue_trial(params)
+    cmd = [sys.executable, "-m", "poolbert", "tune", "--poolings", "cls", "--model", model,
+           "--data-dir", b.args.data_dir, "--space", str(space), "--n-trials",
+           str(len(grid_trials())), "--pruner", "none", "--select-on", "dev", "--final-seeds",
+           "0", "--batch-size", "16", "--max-length", "128", "--seed", "1", "--quiet",
+           "--study-name", name, "--output-dir", str(out), *subset(b, "--max-train-samples"),
+           *extra]
+    wall, _ = b.run(cmd, f"poolbert tune {name}", env=env)
+    summary = json.loads((out / "summary.json").read_text())["heads"]["cls"]
+    trials = optuna.load_study(study_name=f"{name}-cls",
+                               storage=f"sqlite:///{out / 'study.db'}").trials
+    return {"wall_s": wall, "best_value": summary["best_value"],
+            "n_complete": summary["n_complete"],
+            "epochs_run": sum(int(t.user_attrs.get("epochs_run", 0)) for t in trials),
+            "params": sorted((t.params["learning_rate"], t.params["num_train_epochs"])
+                             for t in trials if t.params)}
+
+
+def peer_study(b: Bench, model: str) -> dict:
+    cmd = [sys.executable, str(HERE / "peer.py"), "study", "--model", model, "--data-dir",
+           b.args.data_dir, "--grid", ",".join(map(str, GRID_LRS)),
+           "--grid-epochs", ",".join(map(str, GRID_EPOCHS)), "--seed", "1",
+           *subset(b, "--train-samples")]
+    wall, stdout = b.run(cmd, "peer study")
+    return {"wall_s": wall, **last_json(stdout)}
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def row_single(b: Bench) -> None:
+    ours = poolbert_train(b, b.args.model, 3, "single-minilm")
+    peer = peer_train(b, b.args.model, 3, "minilm")
+    b.raw["single"] = {"poolbert": ours, "peer": peer}
+    label = "embedded model, 3 epochs of RTE"
+    b.row(f"whole process s ({label}; poolbert {ours['precision']}, peer fp32)",
+          peer["wall_s"], ours["wall_s"], ratio(peer["wall_s"], ours["wall_s"], " faster"))
+    b.row(f"train examples/s ({label})", peer["train_examples_per_s"], ours["examples_per_s"],
+          ratio(ours["examples_per_s"], peer["train_examples_per_s"]))
+    first, later = ours["epoch_examples_per_s"][0], ours["epoch_examples_per_s"][1:]
+    b.row("poolbert first epoch examples/s vs later epochs (mean)", sum(later) / len(later),
+          first, f"{first / (sum(later) / len(later)):.0%} of later")
+    b.row(f"dev accuracy ({label}, seed 1; poolbert best epoch {ours['best_epoch']} / last)",
+          peer["dev_accuracy"], f"{ours['dev_accuracy_best']:.4f} / {ours['dev_accuracy_last']:.4f}",
+          f"{ours['dev_accuracy_last'] - peer['dev_accuracy']:+.4f} (last epochs)")
+
+
+def row_bert_base(b: Bench) -> None:
+    model = bert_base_random(b)
+    ours = poolbert_train(b, model, 1, "single-bert-base")
+    peer = peer_train(b, model, 1, "bert-base")
+    b.raw["bert-base"] = {"poolbert": ours, "peer": peer}
+    b.row(f"train examples/s (bert-base random, 1 epoch; poolbert {ours['precision']}, peer fp32)",
+          peer["train_examples_per_s"], ours["examples_per_s"],
+          ratio(ours["examples_per_s"], peer["train_examples_per_s"]))
+    b.row("whole process s (bert-base random, 1 epoch)", peer["wall_s"], ours["wall_s"],
+          ratio(peer["wall_s"], ours["wall_s"], " faster"))
+
+
+def row_attention(b: Bench) -> None:
+    _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "attention",
+                       "--model", b.args.model, "--data-dir", b.args.data_dir,
+                       *subset(b, "--train-samples")], "attention probe")
+    probe = last_json(stdout)
+    b.raw["attention"] = probe
+    eff, cudnn = probe["efficient"], probe["cudnn"]
+    b.row("warm epoch examples/s, attention: cuDNN (peer column) vs memory-efficient", cudnn,
+          eff, ratio(eff, cudnn))
+
+
+def row_syncs(b: Bench) -> None:
+    _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "syncs",
+                       "--model", b.args.model, "--data-dir", b.args.data_dir], "sync probe")
+    probe = last_json(stdout)
+    b.raw["syncs"] = probe
+    b.row(f"host-device syncs per 100 training steps ({probe['steps']} steps)", None,
+          100 * probe["syncs"] / probe["steps"], "; ".join(probe["where"][:3]) or "none")
+
+
+def row_study(b: Bench) -> None:
+    peer = peer_study(b, b.args.model)
+    ours = poolbert_study(b, b.args.model, "study-tpg1")
+    b.raw["study"] = {"poolbert": ours, "peer": peer}
+    b.row("12-trial study wall s (embedded model, all of RTE, same 12 trials, whole process)",
+          peer["wall_s"], ours["wall_s"], ratio(peer["wall_s"], ours["wall_s"], " faster"))
+    b.row("epochs trained in that study / best dev accuracy", f"{peer['epochs_run']} / "
+          f"{peer['best_value']:.4f}", f"{ours['epochs_run']} / {ours['best_value']:.4f}", "")
+
+
+def row_workers(b: Bench, counts: tuple[int, ...] = (4,), mps: bool = False) -> None:
+    base = b.raw.get("study", {}).get("poolbert")
+    for k in counts:
+        name = f"study-tpg{k}{'-mps' if mps else ''}"
+        ours = poolbert_study(b, b.args.model, name, "--trials-per-gpu", str(k))
+        b.raw[name] = ours
+        b.row(f"that study, --trials-per-gpu {k}{' under MPS' if mps else ''} (peer column: "
+              "--trials-per-gpu 1)", base["wall_s"] if base else None, ours["wall_s"],
+              ratio(base["wall_s"], ours["wall_s"], " faster") if base else "")
+
+
+def row_mps(b: Bench) -> None:
+    control = shutil.which("nvidia-cuda-mps-control")
+    if control is None:
+        b.notes.append("mps: nvidia-cuda-mps-control not found; not measured")
+        return
+    pipes = b.work / "mps"
+    env = {"CUDA_MPS_PIPE_DIRECTORY": str(pipes / "pipe"),
+           "CUDA_MPS_LOG_DIRECTORY": str(pipes / "log")}
+    for folder in env.values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    started = subprocess.run([control, "-d"], env={**os.environ, **env}, capture_output=True,
+                             text=True)
+    if started.returncode != 0:
+        b.notes.append(f"mps: the daemon did not start ({started.stderr.strip()[:200]})")
+        return
+    os.environ.update(env)  # the tune command and its workers become MPS clients
+    try:
+        row_workers(b, (4,), mps=True)
+    finally:
+        subprocess.run([control], input="quit\n", text=True, env={**os.environ, **env})
+        for key in env:
+            os.environ.pop(key, None)
+
+
+ROWS = {"single": row_single, "bert-base": row_bert_base, "attention": row_attention,
+        "syncs": row_syncs, "study": row_study, "workers": row_workers,
+        "sweep": lambda b: row_workers(b, (2, 8)), "mps": row_mps}
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+def probe_config(model: str, data_dir: str, **train):
+    from poolbert.config import RunConfig
+
+    config = RunConfig()
+    config.model.model_name_or_path = model
+    config.data.data_dir = data_dir
+    config.model.pooling = "cls"
+    for key, value in {"batch_size": 16, "max_length": 128, "seed": 1, **train}.items():
+        setattr(config.train, key, value)
+    return config.validate()
+
+
+def probe_attention(args: argparse.Namespace) -> dict:
+    """Two epochs per backend in one process: the second epoch is warm for both."""
+    from poolbert.train import Resources, train
+
+    config = probe_config(args.model, args.data_dir, num_train_epochs=2)
+    config.data.max_train_samples = args.train_samples
+    resources = Resources.load(config)
+    out = {}
+    for backend in ("cudnn", "efficient"):
+        config.train.attention = backend
+        result = train(config, resources, quiet=True)
+        out[backend] = [r for r in result.history if r["type"] == "eval"][-1][
+            "train_samples_per_second"]
+    return out
+
+
+def probe_syncs(args: argparse.Namespace) -> dict:
+    """Count the synchronising CUDA calls of one training epoch on 1,600 examples."""
+    import warnings
+
+    import torch
+
+    from poolbert.train import Resources, train
+
+    config = probe_config(args.model, args.data_dir, num_train_epochs=1)
+    config.data.max_train_samples = 1600
+    config.data.max_eval_samples = 16  # evaluation's own reads stay out of the count
+    resources = Resources.load(config)
+    train(config, resources, quiet=True)  # warm
+    where: dict[str, int] = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        result = train(config, resources, quiet=True)
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    for w in syncs:
+        key = f"{Path(w.filename).name}:{w.lineno}"
+        where[key] = where.get(key, 0) + 1
+    steps = sum(r["type"] == "step" for r in result.history)
+    return {"steps": steps, "syncs": len(syncs),
+            "where": [f"{k} x{n}" for k, n in sorted(where.items(), key=lambda kv: -kv[1])]}
+
+
+PROBES = {"attention": probe_attention, "syncs": probe_syncs}
+
+
+# ----------------------------------------------------------------------------- setup, report
+
+
+def bert_base_random(b: Bench) -> str:
+    """BertConfig() with random weights (seed 0) and a WordPiece tokenizer, saved once."""
+    target = b.work / "bert-base-random"
+    if not target.exists():
+        subprocess.run([sys.executable, str(HERE / "gpu.py"), "--probe", "make-bert-base",
+                        "--model", b.args.model, "--data-dir", b.args.data_dir,
+                        "--target", str(target)], check=True, cwd=ROOT)
+    return str(target)
+
+
+def make_bert_base(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    BertModel(BertConfig()).save_pretrained(args.target)
+    # bert-base-uncased's vocabulary is the embedded model's (30522 WordPiece)
+    AutoTokenizer.from_pretrained(args.model).save_pretrained(args.target)
+    return {"saved": args.target}
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "cpu_count": os.cpu_count()}
+    try:
+        import optuna
+
+        info["optuna"] = optuna.__version__
+    except ImportError:
+        info["optuna"] = "not installed"
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def report(b: Bench) -> str:
+    info = machine()
+    lines = [f"Device: {info.get('gpu', 'no GPU')}; {info['cpu_count']} CPU cores; python "
+             f"{info['python']}, torch {info['torch']}, transformers {info['transformers']}, "
+             f"optuna {info['optuna']}. Wall time of this bench: "
+             f"{time.monotonic() - b.started:.0f} s.", "",
+             "| measure | peer | poolbert | poolbert vs peer |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {m} | {p} | {o} | {r} |" for m, p, o, r in b.table]
+    lines += [""] + [f"- {note}" for note in b.notes]
+    text = "\n".join(lines) + "\n"
+    name = "gpu-" + "".join(c if c.isalnum() else "-" for c in info.get("gpu", "none")).lower()
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    payload = json.dumps({"machine": info, "rows": b.raw, "table": b.table, "notes": b.notes},
+                         indent=2)
+    targets = [results] + ([Path(os.environ["OUT"])] if os.environ.get("OUT") else [])
+    for folder in targets:
+        (folder / f"{name}.md").write_text(text)
+        (folder / f"{name}.json").write_text(payload + "\n")
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="the embedded model's folder (float16 is fine)")
+    p.add_argument("--data-dir", required=True, help="RTE parquet folder")
+    p.add_argument("--rows", default=os.environ.get("POOLBERT_BENCH_ROWS", ",".join(DEFAULT_ROWS)))
+    p.add_argument("--train-samples", type=int,
+                   default=int(os.environ.get("POOLBERT_BENCH_TRAIN_SAMPLES", "0")) or None,
+                   help="a fixed subset of train for a quick check of the plumbing (default all)")
+    p.add_argument("--budget", type=float,
+                   default=float(os.environ.get("POOLBERT_BENCH_BUDGET_S", "450")),
+                   help="seconds; rows that would start later are skipped")
+    p.add_argument("--probe", choices=[*PROBES, "make-bert-base"], help=argparse.SUPPRESS)
+    p.add_argument("--target", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.probe == "make-bert-base":
+        make_bert_base(args)
+        return 0
+    if args.probe:
+        print(json.dumps(PROBES[args.probe](args)))
+        return 0
+    b = Bench(args)
+    try:
+        for name in [r.strip() for r in args.rows.split(",") if r.strip()]:
+            if name not in ROWS:
+                b.notes.append(f"{name}: no such row (rows: {', '.join(ROWS)})")
+                continue
+            if b.left() < 20:
+                b.notes.append(f"{name}: skipped, the time budget ({args.budget:.0f} s) is spent")
+                continue
+            try:
+                ROWS[name](b)
+            except Exception as exc:  # noqa: BLE001  (one row failing must not lose the others)
+                b.notes.append(f"{name}: {type(exc).__name__}: {str(exc).strip()[:1500]}")
+    finally:
+        print(report(b))
+        shutil.rmtree(b.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
