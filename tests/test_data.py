@@ -338,6 +338,15 @@ def test_tsv_row_with_extra_field(tmp_path):
     expect_error(DataConfig(task="rte", data_dir=str(tmp_path)), "train.tsv", "cannot read")
 
 
+def test_tsv_first_row_with_extra_fields_is_refused_not_shifted(tmp_path):
+    # pandas used the extra fields of a longer first row as an index and shifted the rest:
+    # the sentence became "0" and the label "cols", and training went on
+    glue_tsv(tmp_path / "train.tsv", [(0, "a", "b\tc\tcols", "entailment"), (1, "c", "d", "x")])
+    glue_tsv(tmp_path / "dev.tsv", [(0, "a", "b", "entailment")])
+    expect_error(DataConfig(task="rte", data_dir=str(tmp_path)), "train.tsv", "cannot read",
+                 "line 2", "6 fields where the header has 4")
+
+
 def test_data_dir_without_train(tmp_path):
     write_csv(tmp_path / "validation.csv", SINGLE)
     expect_error(DataConfig(task=None, data_dir=str(tmp_path), text_columns=["text"]),

@@ -245,3 +245,21 @@ def test_ctrl_c_inside_optuna_leaves_no_trial_running(tiny, tmp_path, monkeypatc
     trials = load_trials(tc)
     assert not [t for t in trials if t.state.name == "RUNNING"]
     assert sum(t.state in FINISHED for t in trials) == 3
+
+
+def test_rerunning_a_finished_study_keeps_its_wall_time(tiny, tmp_path):
+    def slow_train(*args, **kwargs):
+        import time
+
+        time.sleep(0.4)  # the first command's trials take time; a rerun trains nothing
+        return fake_train(*args, **kwargs)
+
+    tc = settings(tiny, tmp_path / "s", final_seeds=1)
+    first = run_study(tc, train_fn=slow_train)["wall_time_s"]
+    assert first >= 1.6  # 3 trials and a seed run
+    again = run_study(settings(tiny, tmp_path / "s", final_seeds=1), train_fn=slow_train)
+    assert again["wall_time_s"] == first
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["wall_time_s"] == first
+    more = run_study(settings(tiny, tmp_path / "s", final_seeds=1, n_trials=4),
+                     train_fn=slow_train)
+    assert more["wall_time_s"] != first  # a command that trained again reports its own time

@@ -6,34 +6,28 @@ column or value, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import numbers
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 
 from .config import DataConfig
 from .errors import PoolbertError
+from .tables import READ_SUFFIXES, read_table
+from .text import first_line
 
 HUB_DATASET = "nyu-mll/glue"
 DATA_DIR_ENV = "POOLBERT_DATA_DIR"
 SPLITS = ("train", "validation", "test")
-EXTENSIONS = (".parquet", ".csv", ".tsv", ".jsonl", ".json")
 ID_COLUMNS = ("idx", "index")  # the hub's `idx`, the original GLUE TSVs' `index`
 SUBSET_SEED = 0
 MEGABATCH_FACTOR = 50  # as transformers' LengthGroupedSampler
-# pandas, pyarrow and the codecs each raise their own types for a file they cannot parse
-READ_ERRORS = (ValueError, UnicodeError, pd.errors.ParserError, pa.ArrowException, OSError,
-               csv.Error)
 
 
 @dataclass
@@ -115,7 +109,7 @@ def load_data(cfg: DataConfig) -> LoadedData:
         frames = _load_hub(spec)
         where = {s: f"{source}:{s}" for s in SPLITS}
     else:
-        frames = {s: _read_table(p) for s, p in files.items() if p is not None}
+        frames = {s: read_table(p) for s, p in files.items() if p is not None}
         where = {s: str(p) for s, p in files.items() if p is not None}
     columns = _text_columns(cfg, spec, frames["train"], where["train"])
     needed = [*columns, cfg.label_column]
@@ -181,13 +175,13 @@ def _split_stems(split: str, spec: TaskSpec | None) -> list[str]:
 
 
 def _candidate_names(split: str, spec: TaskSpec | None) -> str:
-    names = [f"{stem}{ext}" for stem in _split_stems(split, spec) for ext in EXTENSIONS]
+    names = [f"{stem}{ext}" for stem in _split_stems(split, spec) for ext in READ_SUFFIXES]
     return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
 
 
 def _find_split_file(root: Path, split: str, spec: TaskSpec | None) -> Path | None:
     for stem in _split_stems(split, spec):
-        for ext in EXTENSIONS:
+        for ext in READ_SUFFIXES:
             path = root / f"{stem}{ext}"
             if path.is_file():
                 return path
@@ -205,61 +199,8 @@ def _load_hub(spec: TaskSpec) -> dict[str, pd.DataFrame]:
     except Exception as exc:  # connection, auth and dataset errors all mean the same to the user
         raise PoolbertError(
             f"could not reach the Hugging Face hub for {HUB_DATASET}/{spec.name} "
-            f"({_first_line(exc)}); download the data and pass --data-dir"
+            f"({first_line(exc)}); download the data and pass --data-dir"
         ) from None
-
-
-@contextlib.contextmanager
-def reading_errors(path: Path) -> Iterator[None]:
-    """Turn a reader's failure (bad bytes, parser, arrow) into one line naming the file."""
-    try:
-        yield
-    except UnicodeDecodeError as exc:
-        raise PoolbertError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except pd.errors.EmptyDataError:
-        raise PoolbertError(f"{path}: file is empty") from None
-    except READ_ERRORS as exc:
-        raise PoolbertError(f"{path}: cannot read: {_first_line(exc)}") from None
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    """A file as a DataFrame, or a PoolbertError naming it; never a parser traceback."""
-    if not path.is_file():
-        raise PoolbertError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise PoolbertError(f"{path}: file is empty")
-    with reading_errors(path):
-        frame = _read_by_suffix(path)
-    if len(frame) == 0:
-        raise PoolbertError(f"{path}: no rows")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
-
-
-def _read_by_suffix(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".tsv"):
-        # everything as text so labels, ids and numeric-looking sentences survive unchanged;
-        # TSVs (GLUE's included) never quote, and their sentences hold unbalanced quotes
-        tsv = suffix == ".tsv"
-        return pd.read_csv(
-            path, sep="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
-            dtype=str, keep_default_na=False, encoding="utf-8-sig", encoding_errors="strict",
-        )
-    if suffix in (".jsonl", ".json"):
-        with path.open("rb") as handle:  # a .json file may be JSON lines or one array
-            lines = suffix == ".jsonl" or not handle.read(64).lstrip().startswith(b"[")
-        # dtype=False: no guessing of numbers or dates from the text
-        return pd.read_json(path, lines=lines, dtype=False, encoding="utf-8",
-                            encoding_errors="strict")
-    raise PoolbertError(f"{path}: unsupported file type {suffix!r} (use {', '.join(EXTENSIONS)})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _text_columns(cfg: DataConfig, spec: TaskSpec | None, frame: pd.DataFrame,
@@ -290,7 +231,7 @@ def _build_split(name: str, frame: pd.DataFrame, where: str, text_columns: list[
                  label_column: str, label_names: list[str], custom: bool) -> TextSplit:
     for column in text_columns:
         _require_column(frame, column, where)
-    texts = [_texts(frame[c], c, where) for c in text_columns]
+    texts = [texts_of(frame[c], c, where) for c in text_columns]
     if name == "test" and label_column not in frame.columns:
         labels = np.full(len(frame), -1, dtype=np.int64)  # GLUE test sets hide their labels
     else:
@@ -306,9 +247,11 @@ def _require_column(frame: pd.DataFrame, column: str, where: str) -> None:
         raise PoolbertError(f"{where}: missing column {column!r} (columns present: {present})")
 
 
-def _texts(series: pd.Series, column: str, where: str) -> list[str]:
+def texts_of(series: pd.Series, column: str, where: str, offset: int = 0) -> list[str]:
+    """A column's texts; a missing, empty or non-text cell is an error naming its row (rows
+    counted from 1 after the header, plus `offset` for a chunk of a longer file)."""
     out = []
-    for row, value in enumerate(series.tolist(), start=1):
+    for row, value in enumerate(series.tolist(), start=offset + 1):
         if _is_container(value):  # JSON arrays/objects, parquet list columns
             raise PoolbertError(f"{where}: text in column {column!r} at row {row} is a "
                                 f"{type(value).__name__}, not a string")

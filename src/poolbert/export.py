@@ -11,7 +11,6 @@ model (poolbert's or an exported one) to a file or a GLUE split, streaming in ch
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import math
 import os
@@ -28,12 +27,13 @@ import torch
 
 from . import DEFAULT_MODEL, __version__
 from .config import DataConfig
-from .data import GLUE_TASKS, READ_ERRORS, TextSplit, encode, load_data, reading_errors
+from .data import GLUE_TASKS, TextSplit, encode, load_data, texts_of
 from .device import resolve_device, resolve_precision
 from .errors import PoolbertError
 from .evaluate import predict_probs
 from .files import atomic_dir, check_output_dir, read_json, refuse_unfinished, write_json
 from .pooling import DESCRIPTIONS
+from .tables import READ_ERRORS, read_chunks
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REMOTE_CODE = {"modeling_poolbert.py": "model.py", "pooling.py": "pooling.py"}  # exported: source
@@ -718,7 +718,7 @@ def predict_file(
     rows = 0
     with open_table(output_path) as write, _progress(quiet) as bar:
         for chunk in itertools.chain([first], chunks):
-            texts = [_chunk_texts(chunk, c, input_path, rows) for c in columns]
+            texts = [texts_of(chunk[c], c, str(input_path), rows) for c in columns]
             out = predictor.frame(predictor.probs(texts[0], texts[1] if len(texts) > 1 else None))
             if id_column is not None:
                 out.insert(0, id_column, chunk[id_column].to_numpy())
@@ -827,25 +827,6 @@ def _check_output_file(path: Path, overwrite: bool) -> None:
         raise PoolbertError(f"{path.parent}: folder not found")
 
 
-def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The file in DataFrames of `chunk_size` rows, every cell as read (no type guessing)."""
-    with reading_errors(path):
-        if path.suffix.lower() == ".jsonl":
-            reader = pd.read_json(path, lines=True, dtype=False, chunksize=chunk_size,
-                                  encoding="utf-8", encoding_errors="strict")
-        else:
-            tsv = path.suffix.lower() == ".tsv"  # GLUE-style TSVs never quote
-            reader = pd.read_csv(
-                path, sep="\t" if tsv else ",",
-                quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
-                dtype=str, keep_default_na=False, encoding="utf-8-sig", encoding_errors="strict",
-                chunksize=chunk_size)
-        with reader:
-            for chunk in reader:
-                chunk.columns = [str(c) for c in chunk.columns]
-                yield chunk
-
-
 def _file_text_columns(given: list[str] | None, info: TrainingInfo, chunk: pd.DataFrame,
                        path: Path) -> list[str]:
     """--text-columns, else the training columns, else the task preset's, else text / a pair."""
@@ -867,17 +848,6 @@ def _file_text_columns(given: list[str] | None, info: TrainingInfo, chunk: pd.Da
             raise PoolbertError(f"{path}: missing column {column!r} (columns present: {present});"
                                 " give --text-columns")
     return list(columns)
-
-
-def _chunk_texts(chunk: pd.DataFrame, column: str, path: Path, offset: int) -> list[str]:
-    texts = []
-    for row, value in enumerate(chunk[column].tolist(), start=offset + 1):
-        text = value if isinstance(value, str) else (
-            None if value is None or (np.ndim(value) == 0 and pd.isna(value)) else str(value))
-        if text is None or not text.strip():
-            raise PoolbertError(f"{path}: empty text in column {column!r} at row {row}")
-        texts.append(text)
-    return texts
 
 
 @contextlib.contextmanager

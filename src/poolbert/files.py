@@ -1,4 +1,7 @@
-"""Writing outputs safely: never half-written, never silently over an earlier run."""
+"""Writing outputs safely: never half-written, never silently over an earlier run.
+
+Every file poolbert writes goes through `atomic_open` (a temporary sibling, renamed into place
+on success) and every folder through `atomic_dir`."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .errors import PoolbertError
 
@@ -35,13 +38,21 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     path = check_output_dir(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a finished run is an ordinary folder
+    make_ordinary(tmp)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_dir(tmp, path)
+
+
+def make_ordinary(folder: Path) -> None:
+    """mkdtemp makes a folder private (0700); a finished run is an ordinary folder that a web
+    server or a colleague can read (0777 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
 
 
 def replace_dir(src: Path, dst: Path) -> None:
@@ -64,20 +75,31 @@ def refuse_unfinished(path: str | os.PathLike) -> None:
                             "(delete it)")
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON through a temporary file and an atomic rename."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A text file written under a temporary sibling name, renamed into place only on success."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    lines = (json.dumps(row, default=_json_default) for row in rows)
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(row, default=_json_default) + "\n" for row in rows))
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -8,15 +8,12 @@ and the base encoder weights, read from disk once per worker.
 from __future__ import annotations
 
 import copy
-import csv
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 from tqdm.auto import tqdm
@@ -36,6 +33,7 @@ from .device import (
 from .errors import PoolbertError
 from .evaluate import Scores, evaluate
 from .files import library_versions, write_json, write_jsonl
+from .layout import RunDir, write_predictions
 from .model import PoolbertForSequenceClassification, build_model
 
 EpochHook = Callable[[int, dict], None]
@@ -283,29 +281,17 @@ def run_record(config: RunConfig, resources: Resources, command: list[str] | Non
     return record
 
 
-def write_predictions(path: Path, ids: np.ndarray, labels: np.ndarray, scores: Scores,
-                      label_names: list[str]) -> None:
-    """One row per validation example: id, true label, predicted label, class probabilities."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "label", "prediction", *[f"prob_{n}" for n in label_names]])
-        for i, row_id in enumerate(ids):
-            writer.writerow([int(row_id), int(labels[i]), int(scores.preds[i]),
-                             *[f"{p:.6f}" for p in scores.probs[i]]])
-    os.replace(tmp, path)
-
-
 def save_run(result: TrainResult, record: dict, resources: Resources, out_dir: Path,
              save_model: bool = True) -> None:
-    """Write a run directory's files (see docs/internals.md) into `out_dir`."""
+    """Write a run directory's files (see poolbert.layout) into `out_dir`."""
+    run = RunDir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "config.json", record)
-    write_json(out_dir / "metrics.json", result.metrics)
-    write_jsonl(out_dir / "history.jsonl", result.history)
+    write_json(run.config_file, record)
+    write_json(run.metrics_file, result.metrics)
+    write_jsonl(run.history_file, result.history)
     val = resources.data.validation
-    write_predictions(out_dir / "predictions.csv", val.ids, val.labels, result.scores,
-                      resources.data.label_names)
+    write_predictions(run.predictions_file, val.ids, val.labels, result.scores.preds,
+                      result.scores.probs, resources.data.label_names)
     if save_model:
-        result.model.save_pretrained(out_dir / "model")
-        resources.tokenizer.save_pretrained(out_dir / "model")
+        result.model.save_pretrained(run.model)
+        resources.tokenizer.save_pretrained(run.model)

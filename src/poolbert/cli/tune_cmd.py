@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is printed instead
     with sigterm_as_interrupt():  # exit 130 with everything finished on disk, as for Ctrl-C
         summary = run_study(tc)
-        print((tc.out / "summary.md").read_text(encoding="utf-8"))
+        print(tc.dir.summary_md.read_text(encoding="utf-8"))
         build_report(tc, summary)
     return 0
 

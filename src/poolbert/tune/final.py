@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..evaluate import evaluate
-from ..files import atomic_dir, read_json
+from ..files import atomic_dir
+from ..layout import HeadDir, Predictions, RunDir, write_predictions
 from ..model import load_model
-from ..train import Resources, run_record, save_run, train, write_predictions
+from ..train import Resources, run_record, save_run, train
 from .objective import TrainFn, trial_config
 from .settings import TuneConfig
 
@@ -44,6 +44,10 @@ class HeadOutcome:
     dev_correct_best: np.ndarray | None = None
     seed_runs: list[SeedRun] = field(default_factory=list)
 
+    @property
+    def n_finished(self) -> int:
+        return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in self.trials)
+
 
 def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
     """Highest value, then lowest trial number (the rule heads/<head>/best/ follows)."""
@@ -51,62 +55,61 @@ def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
     return max(done, key=lambda t: (t.value, -t.number)) if done else None
 
 
-def read_predictions(predictions_csv: Path, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example correctness (N,) and class probabilities (N, C) from predictions.csv."""
-    frame = pd.read_csv(predictions_csv)
-    if len(frame) != len(ids) or not np.array_equal(frame["id"].to_numpy(), ids):
-        raise PoolbertError(f"{predictions_csv}: rows do not match the validation examples")
-    probs = frame[[c for c in frame.columns if c.startswith("prob_")]].to_numpy(dtype=float)
-    return frame["label"].to_numpy() == frame["prediction"].to_numpy(), probs
+def dev_predictions(run: RunDir, ids: np.ndarray) -> Predictions:
+    """A run's predictions.csv, checked to hold the validation examples in order."""
+    found = run.read_predictions()
+    if len(found.ids) != len(ids) or not np.array_equal(found.ids, ids):
+        raise PoolbertError(f"{run.predictions_file}: rows do not match the validation examples")
+    return found
 
 
 def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources) -> None:
     """dev accuracy of the best trial's model, and per-example correctness for the tests."""
-    head_dir = tc.out / "heads" / outcome.head
-    best_json = head_dir / "best.json"
-    if outcome.best is None or not best_json.is_file():
+    head = tc.dir.head(outcome.head)
+    if outcome.best is None or not head.best_json.is_file():
         return
-    if read_json(best_json).get("trial_number") != outcome.best.number:
+    if head.read_best().get("trial_number") != outcome.best.number:
         print(f"[{outcome.head}] warning: heads/{outcome.head}/best/ does not hold trial "
               f"{outcome.best.number}; its dev score is skipped")
         return
     dev = resources.data.validation
     if tc.select_on == "dev":  # trials were scored on dev: the best run's numbers are those
-        outcome.dev_accuracy_best = float(read_json(head_dir / "best" / "metrics.json")
-                                          ["eval_accuracy"])
-        outcome.dev_correct_best = read_predictions(head_dir / "best" / "predictions.csv",
-                                                    dev.ids)[0]
+        outcome.dev_accuracy_best = float(head.best.read_metrics()["eval_accuracy"])
+        outcome.dev_correct_best = dev_predictions(head.best, dev.ids).correct
         return
     config = trial_config(tc.run, outcome.head, outcome.best.params)
-    model, _ = load_model(str(head_dir / "best" / "model"))
+    model, _ = load_model(str(head.best.model))
     device = resolve_device(config.train.device)
     precision = resolve_precision(config.train.precision, device)
     scores = evaluate(model.to(device), resources.cache.get(dev, config.train.max_length),
                       config.train.eval_batch_size, device, precision,
                       resources.tokenizer.pad_token_id or 0)
-    write_predictions(head_dir / "dev_predictions.csv", dev.ids, dev.labels, scores,
+    write_predictions(head.dev_predictions, dev.ids, dev.labels, scores.preds, scores.probs,
                       resources.data.label_names)
     outcome.dev_accuracy_best = float(scores.metrics["eval_accuracy"])
     outcome.dev_correct_best = scores.preds == dev.labels
 
 
 def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
-              train_fn: TrainFn = train) -> None:
-    """Re-train the best settings with seeds 1..K on all of train; finished seeds are reused."""
+              train_fn: TrainFn = train) -> int:
+    """Re-train the best settings with seeds 1..K on all of train; finished seeds are reused.
+    Returns how many were trained now."""
     if outcome.best is None or tc.final_seeds == 0:
-        return
-    seeds_dir = tc.out / "heads" / outcome.head / "seeds"
+        return 0
+    head = tc.dir.head(outcome.head)
     seeds = list(range(1, tc.final_seeds + 1))
-    _remove_other_seeds(seeds_dir, seeds)
+    _remove_other_seeds(head, seeds)
     selection = "last" if tc.select_on == "holdout" else "best"
+    trained = 0
     for seed in seeds:
-        folder = seeds_dir / f"seed-{seed}"
-        if not _is_current(folder, outcome.best, seed):
-            _train_seed(tc, outcome, resources, train_fn, seed, selection, folder)
-        metrics = read_json(folder / "metrics.json")
-        correct, probs = read_predictions(folder / "predictions.csv",
-                                          resources.data.validation.ids)
-        outcome.seed_runs.append(SeedRun(seed, float(metrics["eval_accuracy"]), correct, probs))
+        run = head.seed(seed)
+        if not _is_current(run, outcome.best, seed):
+            _train_seed(tc, outcome, resources, train_fn, seed, selection, run.path)
+            trained += 1
+        found = dev_predictions(run, resources.data.validation.ids)
+        outcome.seed_runs.append(SeedRun(seed, float(run.read_metrics()["eval_accuracy"]),
+                                         found.correct, found.probs))
+    return trained
 
 
 def _train_seed(tc: TuneConfig, outcome: HeadOutcome, resources: Resources, train_fn: TrainFn,
@@ -123,22 +126,20 @@ def _train_seed(tc: TuneConfig, outcome: HeadOutcome, resources: Resources, trai
         save_run(result, record, resources, tmp, save_model=False)
 
 
-def _is_current(folder: Path, best: FrozenTrial, seed: int) -> bool:
+def _is_current(run: RunDir, best: FrozenTrial, seed: int) -> bool:
     """A seed run finished earlier for the same best trial (a resumed command skips it)."""
-    if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
+    if not run.metrics_file.is_file() or not run.config_file.is_file():
         return False
-    tune = read_json(folder / "config.json").get("tune") or {}
+    tune = run.read_config().get("tune") or {}
     return (tune.get("trial_number") == best.number and tune.get("params") == best.params
             and tune.get("seed") == seed)
 
 
-def _remove_other_seeds(seeds_dir: Path, seeds: list[int]) -> None:
-    if not seeds_dir.is_dir():
-        return
-    keep = {f"seed-{s}" for s in seeds}
-    for folder in seeds_dir.iterdir():
-        if folder.is_dir() and folder.name.startswith("seed-") and folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
+def _remove_other_seeds(head: HeadDir, seeds: list[int]) -> None:
+    keep = {head.seed(s).path for s in seeds}
+    for run in head.seed_runs():
+        if run.path not in keep:
+            shutil.rmtree(run.path, ignore_errors=True)
 
 
 def collect(tc: TuneConfig, storage: object, head: str, n_requested: int) -> HeadOutcome:

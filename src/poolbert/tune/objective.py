@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import os
 import shutil
 import tempfile
 import time
@@ -21,7 +20,9 @@ import optuna
 import torch
 
 from ..config import RunConfig, apply_overrides
-from ..files import read_json, replace_dir, write_json
+from ..files import make_ordinary, replace_dir, write_json
+from ..layout import HeadDir
+from ..text import first_line
 from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
 from .space import HeadSpace
 from .storage import FileLock
@@ -59,12 +60,12 @@ class BestKeeper:
     trial number); it is replaced in one rename, and `best.json` follows it."""
 
     def __init__(self, head_dir: Path, head: str, selection: str) -> None:
-        self.head_dir, self.head, self.selection = head_dir, head, selection
-        self.lock_path = head_dir / ".best.lock"
+        self.dir, self.head, self.selection = HeadDir(head_dir), head, selection
 
     def current(self) -> dict | None:
-        path = self.head_dir / "best.json"
-        return read_json(path) if path.is_file() and (self.head_dir / "best").is_dir() else None
+        if not self.dir.best.path.is_dir():
+            return None
+        return self.dir.read_best() or None
 
     def beats(self, number: int, value: float) -> bool:
         best = self.current()
@@ -76,18 +77,18 @@ class BestKeeper:
               write_run: Callable[[Path], None]) -> bool:
         """Write the trial's run to a temporary folder and make it the best if it still beats
         the best when the lock is held (other workers may finish at the same time)."""
-        self.head_dir.mkdir(parents=True, exist_ok=True)
+        self.dir.path.mkdir(parents=True, exist_ok=True)
         if not self.beats(number, value):
             return False
-        tmp = Path(tempfile.mkdtemp(prefix=f".trial-{number}.tmp-", dir=self.head_dir))
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; best/ should read like any folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".trial-{number}.tmp-", dir=self.dir.path))
+        make_ordinary(tmp)
         try:
             write_run(tmp)
-            with FileLock(self.lock_path):
+            with FileLock(self.dir.best_lock):
                 if not self.beats(number, value):
                     return False
-                replace_dir(tmp, self.head_dir / "best")
-                write_json(self.head_dir / "best.json", {
+                replace_dir(tmp, self.dir.best.path)
+                write_json(self.dir.best_json, {
                     "head": self.head, "trial_number": number, "value": value,
                     "params": params, "selection": self.selection})
                 return True
@@ -163,9 +164,9 @@ class Objective:
             raise
         except Exception as exc:
             if not is_out_of_memory(exc):
-                record(fail_reason=f"{type(exc).__name__}: {_first_line(exc)}")
+                record(fail_reason=f"{type(exc).__name__}: {first_line(exc)}")
                 raise
-            oom_reason = f"out of memory: {_first_line(exc)}"
+            oom_reason = f"out of memory: {first_line(exc)}"
         if oom_reason is not None:  # outside the handler: the traceback's tensors are released
             free_memory()
             record(fail_reason=oom_reason)
@@ -189,12 +190,6 @@ class Objective:
         # no loss_curve.png: plotting belongs to `report`, below tune; it draws from history.jsonl
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _requeue(trial: Any, params: dict) -> None:
     """Queue the interrupted trial's parameters so that resuming runs them first."""
     study = getattr(trial, "study", None)  # FixedTrial has none
@@ -204,8 +199,3 @@ def _requeue(trial: Any, params: dict) -> None:
         study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
     except Exception:  # noqa: BLE001  (best effort while shutting down)
         pass
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,6 +11,7 @@ from typing import Any
 from .. import DEFAULT_MODEL
 from ..config import RunConfig
 from ..errors import PoolbertError
+from ..layout import StudyDir
 
 PRUNERS = ("none", "median", "hyperband")
 SELECT_ON = ("holdout", "dev")
@@ -70,6 +71,10 @@ class TuneConfig:
     @property
     def out(self) -> Path:
         return Path(self.output_dir)
+
+    @property
+    def dir(self) -> StudyDir:
+        return StudyDir(self.out)
 
     @property
     def name(self) -> str:

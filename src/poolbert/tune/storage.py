@@ -38,9 +38,9 @@ WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
 
 def storage_description(tc: TuneConfig) -> str:
     if tc.storage is None:
-        return str(tc.out / "study.db")
+        return str(tc.dir.database)
     if tc.storage == "journal":
-        return str(tc.out / "journal.log")
+        return str(tc.dir.journal)
     return redact(tc.storage)
 
 
@@ -48,8 +48,8 @@ def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
     if tc.storage == "journal":
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(tc.out / "journal.log")))
-    url = sqlalchemy_url(tc.storage or f"sqlite:///{(tc.out / 'study.db').resolve()}")
+        return optuna.storages.JournalStorage(JournalFileBackend(str(tc.dir.journal)))
+    url = sqlalchemy_url(tc.storage or tc.dir.database_url())
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(3):
         try:

@@ -18,7 +18,8 @@ from typing import Any
 from .. import interrupts
 from ..device import resolve_device
 from ..errors import PoolbertError
-from ..files import read_json, write_json
+from ..files import write_json, write_text
+from ..layout import STUDY_STARTING
 from ..train import Resources, train
 from . import final, summary
 from .objective import TrainFn
@@ -53,23 +54,34 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     prepare_output_dir(tc, space)  # config.json only once the storage agreed
     deadline = start + tc.timeout if tc.timeout else None
     gpus = plan_workers(tc, visible_gpus())  # one entry per worker process
+    finished_before = finished_trials(tc, storage)
     with interrupts.sigterm_as_interrupt():
         try:
             resources = tune_heads(tc, space, deadline, train_fn, gpus)
         finally:
-            write_trials(tc, storage, space)
+            write_trials(tc, storage)
         resources = resources or Resources.load(tc.run)
         outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
                     for h in tc.heads]
+        seeds_trained = 0
         for outcome in outcomes:
             final.score_best_on_dev(tc, outcome, resources)
-            final.run_seeds(tc, outcome, resources, train_fn)
+            seeds_trained += final.run_seeds(tc, outcome, resources, train_fn)
+    wall = time.time() - start
+    previous = tc.dir.read_summary().get("wall_time_s")
+    if previous is not None and not seeds_trained and finished_trials(tc, storage) == \
+            finished_before:
+        wall = previous  # a rerun that trained nothing: the study took what it took before
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
-                                   data_sizes(tc, resources), time.time() - start,
-                                   budget(tc, space, len(gpus)))
-    write_json(tc.out / "summary.json", result)
-    (tc.out / "summary.md").write_text(summary.summary_markdown(result, tc), encoding="utf-8")
+                                   data_sizes(tc, resources), wall, budget(tc, space, len(gpus)))
+    write_json(tc.dir.summary_json, result)
+    write_text(tc.dir.summary_md, summary.summary_markdown(result, tc))
     return result
+
+
+def finished_trials(tc: TuneConfig, storage: Any) -> int:
+    """COMPLETE and PRUNED trials over all heads: what a command adds to a study."""
+    return sum(final.collect(tc, storage, h, 0).n_finished for h in tc.heads)
 
 
 def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
@@ -168,17 +180,15 @@ def check_study_dir(tc: TuneConfig) -> None:
     out = tc.out
     if out.exists() and not out.is_dir():
         raise PoolbertError(f"output path exists and is not a directory: {out}")
-    starting = ("study.db", "journal.log", "heads")  # a study another command is creating now
-    if out.is_dir() and any(not p.name.startswith(starting) for p in out.iterdir()):
-        config = out / "config.json"
-        if not config.is_file() or "tune" not in read_json(config):
+    # a folder holding only what a study starts with: another command is creating it now
+    if out.is_dir() and any(not p.name.startswith(STUDY_STARTING) for p in out.iterdir()):
+        if "tune" not in tc.dir.read_config():
             raise PoolbertError(f"output directory exists and is not a poolbert study: {out}")
 
 
 def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
     """Create the study directory, or resume one (after check_study_dir)."""
-    out = tc.out
-    (out / "heads").mkdir(parents=True, exist_ok=True)
+    tc.dir.heads.mkdir(parents=True, exist_ok=True)
     record = {**tc.run.to_dict(), "tune": tc.to_dict()}
     # the keys `poolbert report` reads
     record.update({"poolings": list(tc.heads), "study_name": tc.name,
@@ -186,12 +196,12 @@ def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
                    "pruner": describe_pruner(tc.pruner),
                    "sampler": f"TPESampler(seed={tc.run.train.seed})",
                    "space": {h: space.for_head(h).to_dict() for h in tc.heads}})
-    write_json(out / "config.json", record)
+    write_json(tc.dir.config_file, record)
 
 
-def write_trials(tc: TuneConfig, storage: Any, space: SearchSpace) -> None:
+def write_trials(tc: TuneConfig, storage: Any) -> None:
     trials = {h: final.collect(tc, storage, h, 0).trials for h in tc.heads}
-    summary.write_trials_csv(tc.out / "trials.csv", trials)
+    summary.write_trials_csv(tc.dir.trials_csv, trials)
 
 
 def data_sizes(tc: TuneConfig, resources: Resources) -> dict[str, int]:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
+from .. import layout
 from . import stats
 from .final import HeadOutcome
 from .settings import TuneConfig, redact
 
 ALPHA = 0.05
-TRIAL_COLUMNS = ("head", "number", "state", "value")
-TRIAL_ATTRS = ("epochs_run", "duration_s", "fail_reason")
 
 
 # ----------------------------------------------------------------------------- trials.csv
@@ -34,22 +31,12 @@ def fail_reason(trial: FrozenTrial, trials: list[FrozenTrial]) -> str:
 
 
 def write_trials_csv(path: Path, trials_by_head: dict[str, list[FrozenTrial]]) -> None:
-    params = list(dict.fromkeys(p for trials in trials_by_head.values() for t in trials
-                                for p in t.params))
-    header = [*TRIAL_COLUMNS, *(f"params_{p}" for p in params), *TRIAL_ATTRS]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for head, trials in trials_by_head.items():
-            for t in sorted(trials, key=lambda t: t.number):
-                writer.writerow([
-                    head, t.number, t.state.name, "" if t.value is None else t.value,
-                    *("" if t.params.get(p) is None else t.params[p] for p in params),
-                    t.user_attrs.get("epochs_run", ""), t.user_attrs.get("duration_s", ""),
-                    fail_reason(t, trials),
-                ])
-    os.replace(tmp, path)
+    layout.write_trials_csv(path, [
+        {"head": head, "number": t.number, "state": t.state.name, "value": t.value,
+         "params": t.params, "epochs_run": t.user_attrs.get("epochs_run"),
+         "duration_s": t.user_attrs.get("duration_s"), "fail_reason": fail_reason(t, trials)}
+        for head, trials in trials_by_head.items() for t in sorted(trials, key=lambda t: t.number)
+    ])
 
 
 # ----------------------------------------------------------------------------- summary.json

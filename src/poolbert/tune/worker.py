@@ -145,11 +145,11 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
     study = open_study(tc, storage, head, study_identity(tc, space))
     study.sampler = make_sampler(tc, n_trials, job.index, len(study.get_trials(deepcopy=False)))
     study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
-    keeper = BestKeeper(tc.out / "heads" / head, head, tc.select_on)
+    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on)
     setup = TrialSetup(tc.run, head, space, tuning, keeper, quiet=tc.quiet or not job.progress_bars,
                        command=tc.to_dict()["command"])
     objective = Objective(setup, train_fn)
-    lock = FileLock(tc.out / ".budget.lock")
+    lock = FileLock(tc.dir.budget_lock)
     failures = [0]  # this worker's failed trials (out of memory) in this head
     max_failures = max(3, n_trials)
 
