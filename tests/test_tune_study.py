@@ -18,9 +18,9 @@ import yaml
 from helpers import fake_result, fake_train, tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
 from poolbert.errors import PoolbertError
+from poolbert.text import redact
 from poolbert.train import NonFiniteLoss
 from poolbert.tune import TuneConfig, load_space, run_study
-from poolbert.tune.settings import redact
 from poolbert.tune.storage import open_storage
 from poolbert.tune.worker import OwnedTPESampler
 

@@ -9,62 +9,95 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import DEFAULT_MODEL
 from .errors import PoolbertError
+from .text import comma_list, first_line
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # SDPA backends a run may allow (see device.attention_kernels)
 ATTENTION_BACKENDS = ("auto", "efficient", "cudnn", "flash", "math")
+GLUE_NAMES = "rte, cola, sst2, mrpc, qqp, mnli, qnli, wnli"
 
+
+def setting(default: Any, help: str, *, flag: str | None = None, shown: str | None = None,
+            choices: tuple[str, ...] | None = None, factory: Any = None) -> Any:
+    """A dataclass field that declares a setting once: its default and type (the field's), its
+    help text and its command-line flag (`--name-with-dashes` unless `flag` says otherwise;
+    a boolean that defaults to true is turned off with `--no-<name>`). `shown` is how help and
+    README show the default where the value alone says little (None meaning "all", say).
+    poolbert.cli.flags builds the flags and the README's option tables from these fields."""
+    metadata = {"help": help, "flag": flag, "shown": shown, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class DataConfig:
     """Where the examples come from and which columns hold text and label."""
 
-    task: str | None = "rte"  # a GLUE preset (text columns, label names); None for custom files
-    data_dir: str | None = None  # local folder with train/validation[/test] files
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    text_columns: list[str] | None = None  # one (single sentence) or two (pair); preset default
-    label_column: str = "label"
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    task: str | None = setting(
+        "rte", f"GLUE preset: {GLUE_NAMES} (`none` for custom files)")
+    data_dir: str | None = setting(
+        None, "folder of parquet / csv / tsv (incl. GLUE's `glue_data/RTE/*.tsv`) / jsonl splits",
+        shown="`$POOLBERT_DATA_DIR/glue/<task>`, else the Hub")
+    train_file: str | None = setting(None, "custom training file (csv, tsv, jsonl, parquet)")
+    validation_file: str | None = setting(None, "custom validation file")
+    test_file: str | None = setting(None, "custom test file (labels optional)")
+    text_columns: list[str] | None = setting(
+        None, "one (single sentence) or two (pair) comma-separated text columns",
+        shown="the preset's")
+    label_column: str = setting("label", "label column; labels as ints or names")
+    max_train_samples: int | None = setting(
+        None, "a fixed random subset of train, for quick runs", shown="all")
+    max_eval_samples: int | None = setting(
+        None, "a fixed random subset of validation", shown="all")
 
 
 @dataclass
 class ModelConfig:
     """The encoder and the head on top of it."""
 
-    model_name_or_path: str = DEFAULT_MODEL  # hub name, local folder, or the embedded default
-    pooling: str = "cls"
-    dropout: float = 0.1  # dropout before the linear classifier (the report's "dropout")
+    model_name_or_path: str = setting(
+        DEFAULT_MODEL, "hub name or local folder of any encoder `AutoModel` loads (the report "
+        "used `bert-base-uncased`)", flag="--model")
+    pooling: str = setting("cls", "pooling head (see the table above)")
+    dropout: float = setting(0.1, "dropout before the classifier (the report's dropout)")
 
 
 @dataclass
 class TrainConfig:
     """One fine-tuning run."""
 
-    learning_rate: float = 5e-5
-    num_train_epochs: int = 3
-    max_length: int = 128
-    batch_size: int = 16
-    eval_batch_size: int | None = None  # None: 128 on CUDA, 32 on CPU (see evaluate.py)
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    precision: str = "auto"  # auto = bf16 (or fp16) autocast on CUDA, fp32 on CPU
-    device: str = "auto"
-    group_by_length: bool = True
-    compile: bool = False  # torch.compile the encoder (CUDA; padded to length buckets)
-    attention: str = "auto"  # CUDA attention kernels; auto = flash or memory-efficient, no cuDNN
+    learning_rate: float = setting(
+        5e-5, "peak AdamW learning rate (linear warm-up then linear decay)")
+    num_train_epochs: int = setting(3, "epochs; the best epoch by validation accuracy is kept")
+    max_length: int = setting(128, "max tokens per example (dynamic padding per batch)")
+    batch_size: int = setting(16, "examples per training step")
+    eval_batch_size: int | None = setting(
+        None, "examples per evaluation batch", shown="128 on CUDA, 32 on CPU")
+    gradient_accumulation_steps: int = setting(1, "batches per optimiser step")
+    warmup_ratio: float = setting(0.1, "share of the steps spent in linear warm-up")
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorm)")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm")
+    seed: int = setting(42, "seeds head init, dropout and batch order")
+    precision: str = setting(
+        "auto", "auto: bf16 (or fp16) autocast on CUDA with float32 master weights, fp32 on CPU",
+        choices=PRECISIONS)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1 ...")
+    group_by_length: bool = setting(
+        True, "batches of similar lengths, less padding (the flag: plain shuffled batches)")
+    compile: bool = setting(
+        False, "torch.compile the model (pads to multiples of 32 to limit recompiles)")
+    attention: str = setting(
+        "auto", "CUDA attention kernels: auto = flash or memory-efficient, never cuDNN (its "
+        "per-shape plans made every first epoch slow)", choices=ATTENTION_BACKENDS)
 
 
 @dataclass
@@ -80,7 +113,7 @@ class RunConfig:
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
         """Nested ({"train": {...}}) or flat ({"learning_rate": ...}) keys; unknown keys refused."""
         config = cls()
-        apply_overrides(config, flatten(raw, source), source)
+        apply_overrides(config, flatten(raw), source)
         return config
 
     def validate(self) -> RunConfig:
@@ -88,71 +121,86 @@ class RunConfig:
         return self
 
 
-SECTIONS = ("data", "model", "train")
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 # written into a run's config.json for the record; read back, they are not settings
 RECORD_ONLY_KEYS = ("versions", "command", "data_source", "text_columns_resolved")
-
-
-def field_names(section: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(type(getattr(RunConfig(), section)))]
+ALIASES = {"model": "model_name_or_path"}  # the flag's name, accepted in settings files too
 
 
 def section_of(key: str) -> str | None:
-    for section in SECTIONS:
-        if key in field_names(section):
+    """The RunConfig section ("data", "model", "train") that holds setting `key`."""
+    for section, cls in SECTIONS.items():
+        if key in {f.name for f in dataclasses.fields(cls)}:
             return section
     return None
 
 
-def flatten(raw: dict[str, Any], source: str) -> dict[str, Any]:
+def value_type(cls: type, name: str) -> type:
+    """A field's type without its `| None`: int, float, bool, str or list."""
+    hint = typing.get_type_hints(cls)[name]
+    if isinstance(hint, types.UnionType):  # X | None
+        hint = next(k for k in typing.get_args(hint) if k is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def flatten(raw: dict[str, Any]) -> dict[str, Any]:
     """Nested sections are merged into one flat mapping of field name to value."""
     flat: dict[str, Any] = {}
     for key, value in raw.items():
         if key in SECTIONS and isinstance(value, dict):
             flat.update(value)
-        elif key in RECORD_ONLY_KEYS:
-            continue  # written into config.json for the record; not settings
-        else:
+        elif key not in RECORD_ONLY_KEYS:  # written into config.json for the record only
             flat[key] = value
     return flat
 
 
 def apply_overrides(config: RunConfig, values: dict[str, Any], source: str = "flags") -> None:
     """Set fields by name (None values are skipped, so unset CLI flags keep file values)."""
-    aliases = {"model": "model_name_or_path"}
     for key, value in values.items():
         if value is None:
             continue
-        key = aliases.get(key, key)
+        key = ALIASES.get(key, key)
         section = section_of(key)
         if section is None:
             raise PoolbertError(f"{source}: unknown setting {key!r}")
-        target = getattr(config, section)
-        setattr(target, key, coerce(key, value, getattr(target, key), source))
+        setattr(getattr(config, section), key, coerce(SECTIONS[section], key, value, source))
 
 
-def coerce(key: str, value: Any, current: Any, source: str) -> Any:
-    """Bring a value from a file or flag to the field's type, or say which key is wrong."""
-    if key == "text_columns" and isinstance(value, str):
-        return [c.strip() for c in value.split(",") if c.strip()]
-    kinds = {f.name: f.type for sec in SECTIONS for f in dataclasses.fields(type(getattr(RunConfig(), sec)))}
-    kind = str(kinds[key])
+def coerce(cls: type, key: str, value: Any, source: str) -> Any:
+    """Bring a value from a file, flag or search space to field `key`'s type, or say which key
+    is wrong. `--task none` means custom data; a comma-separated text is a list."""
+    kind = value_type(cls, key)
     try:
-        if kind.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
+        if key == "task" and isinstance(value, str) and value.lower() == "none":
+            return None
+        if kind is list:
+            return comma_list(value) if isinstance(value, str) else list(value)
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             return int(value)
-        if kind.startswith("float"):
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
             return float(value)
-        if kind.startswith("bool"):
+        if kind is bool:
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
     except (TypeError, ValueError):
-        raise PoolbertError(f"{source}: {key} = {value!r} is not a valid {kind.split(' ')[0]}") from None
+        raise PoolbertError(f"{source}: {key} = {value!r} is not a valid {kind.__name__}") from None
     return value
+
+
+def check_choices(section: Any) -> None:
+    """A setting declared with choices holds one of them."""
+    for f in dataclasses.fields(section):
+        choices = f.metadata.get("choices")
+        value = getattr(section, f.name)
+        if choices and value not in choices:
+            raise PoolbertError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def validate(config: RunConfig) -> None:
@@ -180,11 +228,7 @@ def validate(config: RunConfig) -> None:
         raise PoolbertError(f"warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
     if t.weight_decay < 0:
         raise PoolbertError(f"weight_decay must be >= 0, got {t.weight_decay}")
-    if t.precision not in PRECISIONS:
-        raise PoolbertError(f"precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
-    if t.attention not in ATTENTION_BACKENDS:
-        raise PoolbertError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}, "
-                            f"got {t.attention!r}")
+    check_choices(t)
     if d.text_columns is not None and not 1 <= len(d.text_columns) <= 2:
         raise PoolbertError(f"text_columns takes one or two columns, got {d.text_columns}")
 
@@ -207,8 +251,7 @@ def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
         else:
             raw = json.loads(text)
     except Exception as exc:  # every parser has its own error type; the message is what matters
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PoolbertError(f"{path}: cannot parse: {first_line}") from None
+        raise PoolbertError(f"{path}: cannot parse: {first_line(exc)}") from None
     if not isinstance(raw, dict):
         raise PoolbertError(f"{path}: expected a mapping of settings at the top level")
     return raw

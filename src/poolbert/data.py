@@ -481,11 +481,14 @@ def bucket_width(longest: int, multiple: int | None, cap: int | None = None) -> 
 
 
 def collate(enc: Encoded, indices: np.ndarray, pad_id: int,
-            pad_to_multiple_of: int | None = None, cap: int | None = None) -> dict[str, torch.Tensor]:
-    """Pad a batch to its longest row, rounded up to a multiple and capped (`bucket_width`)."""
+            pad_to_multiple_of: int | None = None, cap: int | None = None,
+            width: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest row, rounded up to a multiple and capped (`bucket_width`), or
+    to a given `width` (several packed trials' batches share one)."""
     indices = np.asarray(indices, dtype=np.int64)
     lengths = enc.lengths[indices]
-    width = bucket_width(int(lengths.max()) if len(indices) else 0, pad_to_multiple_of, cap)
+    if width is None:
+        width = bucket_width(int(lengths.max()) if len(indices) else 0, pad_to_multiple_of, cap)
     input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(indices), width), dtype=np.int64)
     types = np.zeros_like(mask) if enc.token_type_ids is not None else None

@@ -78,3 +78,19 @@ def check_precision(precision: str, device: torch.device) -> None:
 
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise PoolbertError("precision bf16 is not supported on this GPU; use fp16")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's out-of-memory error (or a RuntimeError saying so, as some backends raise)."""
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(exc, oom) or (isinstance(exc, RuntimeError)
+                                    and "out of memory" in str(exc).lower())
+
+
+def free_memory() -> None:
+    """Give cached GPU memory back after an out-of-memory error."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

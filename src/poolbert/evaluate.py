@@ -85,7 +85,12 @@ def evaluate(
     start = time.perf_counter()
     probs, total_loss, steps = predict_probs(model, enc, batch_size, device, precision, pad_id,
                                              attention)
-    runtime = time.perf_counter() - start
+    return scores_of(enc, probs, total_loss, steps, time.perf_counter() - start)
+
+
+def scores_of(enc: Encoded, probs: np.ndarray, total_loss: float, steps: int,
+              runtime: float) -> Scores:
+    """The metrics of class probabilities (N, C) on a labelled split."""
     preds = probs.argmax(axis=1)
     n = len(enc.labels)
     metrics = {

@@ -14,9 +14,9 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 try:  # inside the package
-    from .pooling import POOLERS, make_pooler
+    from .pooling import check_pooling, make_pooler
 except ImportError:  # pragma: no cover - loaded as remote code next to pooling.py
-    from pooling import POOLERS, make_pooler  # type: ignore[no-redef]
+    from pooling import check_pooling, make_pooler  # type: ignore[no-redef]
 
 
 class PoolbertConfig(PretrainedConfig):
@@ -75,6 +75,12 @@ class PoolbertForSequenceClassification(PreTrainedModel):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=std)
 
+    def classify(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The head: pooled token states (B, T, H), or (B, L, T, H) for a pooler that uses every
+        layer, through dropout and the classifier to logits (B, C)."""
+        pooled = self.pooler(hidden, attention_mask)  # (B, D)
+        return self.classifier(self.dropout(pooled))
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -95,8 +101,7 @@ class PoolbertForSequenceClassification(PreTrainedModel):
             hidden = torch.stack(out.hidden_states, dim=1)  # (B, L, T, H)
         else:
             hidden = out.last_hidden_state  # (B, T, H)
-        pooled = self.pooler(hidden, attention_mask)  # (B, D)
-        logits = self.classifier(self.dropout(pooled))  # (B, C)
+        logits = self.classify(hidden, attention_mask)  # (B, C)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.float(), labels)
@@ -133,8 +138,7 @@ def build_model(
     The `cls` head starts from the checkpoint's own pooler (dense + tanh) weights when present,
     as BertForSequenceClassification does.
     """
-    if pooling not in POOLERS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLERS)}")
+    check_pooling(pooling)
     if encoder is None:
         encoder = AutoModel.from_pretrained(model_name_or_path, dtype=torch.float32)
     checkpoint_pooler = drop_encoder_pooler(encoder)

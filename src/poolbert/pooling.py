@@ -153,10 +153,16 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def make_pooler(name: str, hidden_size: int, num_layers: int | None = None) -> Pooler:
-    """Build a pooler by registry name; `num_layers` counts the embedding output as a layer."""
+def check_pooling(name: str) -> None:
+    """An unknown head name fails with the list of heads (a ValueError: this file imports
+    nothing of poolbert's, as it travels next to exported models)."""
     if name not in POOLERS:
         raise ValueError(f"unknown pooling {name!r}; choose one of: {', '.join(POOLERS)}")
+
+
+def make_pooler(name: str, hidden_size: int, num_layers: int | None = None) -> Pooler:
+    """Build a pooler by registry name; `num_layers` counts the embedding output as a layer."""
+    check_pooling(name)
     cls = POOLERS[name]
     if cls.uses_all_layers:
         return cls(hidden_size, num_layers=num_layers or 13)

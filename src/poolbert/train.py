@@ -35,6 +35,7 @@ from .evaluate import Scores, evaluate
 from .files import library_versions, write_json, write_jsonl
 from .layout import RunDir, write_predictions
 from .model import PoolbertForSequenceClassification, build_model
+from .text import first_line
 
 EpochHook = Callable[[int, dict], None]
 SYNC_EVERY = 32  # optimiser steps between reads of the training loss from the device
@@ -59,8 +60,7 @@ def load_encoder(name: str) -> torch.nn.Module:
     try:
         return AutoModel.from_pretrained(path, dtype=torch.float32)
     except (OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PoolbertError(f"cannot load model {name!r}: {reason}") from None
+        raise PoolbertError(f"cannot load model {name!r}: {first_line(exc)}") from None
 
 
 @dataclass
@@ -110,7 +110,6 @@ class TrainResult:
     model: PoolbertForSequenceClassification  # holding the best epoch's weights
     scores: Scores  # validation scores at the best epoch
     epochs_run: int
-    extra: dict = field(default_factory=dict)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused: bool):
@@ -162,7 +161,7 @@ def train(
     step_model = torch.compile(model) if t.compile else model
 
     history: list[dict] = []
-    log = StepLog(history)
+    log = StepLog([history])
     best: tuple[float, int, dict | None, Scores] | None = None  # (accuracy, epoch, state, scores)
     step, seen, train_time = 0, 0, 0.0
     with attention_kernels(t.attention, device):
@@ -191,12 +190,12 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                log.add(step, epoch, epoch - 1 + (i + 1) / len(batches),
-                        scheduler.get_last_lr()[0], step_losses)
+                log.add([(step, epoch, epoch - 1 + (i + 1) / len(batches),
+                          scheduler.get_last_lr()[0])], step_losses)
                 step_losses = []
                 if step % SYNC_EVERY == 0:
-                    bar.set_postfix(loss=f"{log.flush():.4f}")
-            log.flush()  # waits for the epoch's last step: the time below is the GPU's too
+                    bar.set_postfix(loss=f"{read_losses(log):.4f}")
+            read_losses(log)  # waits for the epoch's last step: the time below is the GPU's too
             epoch_time = time.perf_counter() - start
             train_time += epoch_time
 
@@ -240,34 +239,54 @@ def train(
 
 
 class StepLog:
-    """Per-step training losses, kept on the device and read every SYNC_EVERY steps.
+    """Per-step training losses of a run (or of each member of a pack), kept on the device and
+    read every SYNC_EVERY steps.
 
     Reading a GPU value makes the host wait for the GPU; one read per step left the GPU idle
     while the host prepared the next step. A non-finite loss is found at the next read (at
-    most SYNC_EVERY steps late) and stops the run there, naming the step where it began."""
+    most SYNC_EVERY steps late), naming the step where it began."""
 
-    def __init__(self, history: list[dict]) -> None:
-        self.history = history
-        self.pending: list[tuple[int, int, float, float, torch.Tensor]] = []
+    def __init__(self, histories: list[list[dict]]) -> None:
+        self.histories = histories  # one per member
+        # per optimiser step: each member's (step, epoch, position in epochs, lr), and the
+        # members' losses (K,), still on the device
+        self.pending: list[tuple[list[tuple[int, int, float, float]], torch.Tensor]] = []
 
-    def add(self, step: int, epoch: int, position: float, lr: float,
+    def add(self, rows: list[tuple[int, int, float, float]],
             micro_losses: list[torch.Tensor]) -> None:
-        loss = micro_losses[0] if len(micro_losses) == 1 else torch.stack(micro_losses).mean()
-        self.pending.append((step, epoch, position, lr, loss))
+        """One optimiser step; its loss is the mean over its micro-batches, each (K,)."""
+        loss = micro_losses[0] if len(micro_losses) == 1 else torch.stack(micro_losses).mean(0)
+        self.pending.append((rows, loss.detach().reshape(-1)))
 
-    def flush(self) -> float:
-        """Write the pending steps into the history; the last loss read (nan if none)."""
+    def flush(self) -> tuple[list[float], dict[int, str]]:
+        """Write the pending steps into the histories. Returns each member's last loss (nan if
+        none) and the members whose loss became non-finite, with the reason."""
+        last = [float("nan")] * len(self.histories)
         if not self.pending:
-            return float("nan")
-        values = torch.stack([p[4] for p in self.pending]).float().tolist()  # the one sync
-        for (step, epoch, position, lr, _), value in zip(self.pending, values, strict=True):
-            if not math.isfinite(value):
-                self.pending = []
-                raise NonFiniteLoss(f"training loss became {value} at step {step} (epoch {epoch})")
-            self.history.append({"type": "step", "step": step, "epoch": position, "loss": value,
-                                 "lr": lr})
+            return last, {}
+        values = torch.stack([p[1] for p in self.pending]).float().tolist()  # the one sync
+        failed: dict[int, str] = {}
+        for (rows, _), losses in zip(self.pending, values, strict=True):
+            for k, ((step, epoch, position, lr), loss) in enumerate(zip(rows, losses,
+                                                                         strict=True)):
+                if k in failed:
+                    continue
+                if not math.isfinite(loss):
+                    failed[k] = f"training loss became {loss} at step {step} (epoch {epoch})"
+                    continue
+                self.histories[k].append({"type": "step", "step": step, "epoch": position,
+                                          "loss": loss, "lr": lr})
+                last[k] = loss
         self.pending = []
-        return values[-1]
+        return last, failed
+
+
+def read_losses(log: StepLog) -> float:
+    """A run's pending losses into its history; its last loss. A non-finite one stops it."""
+    last, failed = log.flush()
+    if failed:
+        raise NonFiniteLoss(failed[0])
+    return last[0]
 
 
 def run_record(config: RunConfig, resources: Resources, command: list[str] | None = None) -> dict:

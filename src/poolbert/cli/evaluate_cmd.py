@@ -50,13 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate
     from ..export import load_classifier
     from ..files import read_json
-    from .common import SETTING_FLAGS
+    from .common import run_settings_given
 
     quiet_libraries(args.quiet)
     model_path, run_config = locate(args.model_dir)
     config = RunConfig.from_dict(read_json(run_config)) if run_config else RunConfig()
-    overrides = {k: getattr(args, k, None) for k in SETTING_FLAGS if hasattr(args, k)}
-    apply_overrides(config, overrides)
+    apply_overrides(config, run_settings_given(args))
     model, tokenizer = load_classifier(model_path)  # poolbert's folders and exported ones
     data = load_data(config.data)
     split = getattr(data, args.split)

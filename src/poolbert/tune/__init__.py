@@ -1,17 +1,27 @@
-"""Optuna studies that tune and compare pooling heads (see docs/internals.md for the files).
+"""Optuna studies that tune and compare pooling heads (docs/internals.md lists the files).
 
 `run_study(TuneConfig(...))` runs or resumes a whole study; the pieces are importable for tests
 and scripts: search spaces (`space`), the trial objective (`objective`), storages and workers,
 the final seed runs (`final`), statistics (`stats`) and the written summary (`summary`).
+Names are loaded on first use, so `poolbert --help` and `poolbert train` do not import Optuna.
 """
 
-from .objective import BestKeeper, Objective, TrialFailed, TrialSetup, trial_config
-from .settings import PRESETS, PRUNERS, SELECT_ON, TuneConfig, redact
-from .space import HeadSpace, Param, SearchSpace, load_space, parse_space
-from .study import run_study
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "PRESETS", "PRUNERS", "SELECT_ON", "BestKeeper", "HeadSpace", "Objective", "Param",
-    "SearchSpace", "TrialFailed", "TrialSetup", "TuneConfig", "load_space", "parse_space",
-    "redact", "run_study", "trial_config",
-]
+_HOMES = {
+    "BestKeeper": "objective", "Objective": "objective", "TrialFailed": "objective",
+    "TrialSetup": "objective", "trial_config": "objective",
+    "PRESETS": "settings", "PRUNERS": "settings", "SELECT_ON": "settings",
+    "TuneConfig": "settings",
+    "HeadSpace": "space", "Param": "space", "SearchSpace": "space", "load_space": "space",
+    "parse_space": "space",
+    "run_study": "study",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..config import RunConfig
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..evaluate import evaluate
 from ..files import atomic_dir
 from ..layout import HeadDir, Predictions, RunDir, write_predictions
 from ..model import load_model
-from ..train import Resources, run_record, save_run, train
+from ..train import Resources, TrainResult, run_record, save_run, train
 from .objective import TrainFn, trial_config
 from .settings import TuneConfig
 
@@ -100,29 +100,35 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     seeds = list(range(1, tc.final_seeds + 1))
     _remove_other_seeds(head, seeds)
     selection = "last" if tc.select_on == "holdout" else "best"
-    trained = 0
+    missing = [seed for seed in seeds if not _is_current(head.seed(seed), outcome.best, seed)]
+    for seed in missing:
+        config = _seed_config(tc, outcome, seed, selection)
+        result = train_fn(config, resources, quiet=tc.quiet, epoch_selection=selection)
+        _save_seed(tc, outcome, resources, seed, selection, result)
     for seed in seeds:
         run = head.seed(seed)
-        if not _is_current(run, outcome.best, seed):
-            _train_seed(tc, outcome, resources, train_fn, seed, selection, run.path)
-            trained += 1
         found = dev_predictions(run, resources.data.validation.ids)
         outcome.seed_runs.append(SeedRun(seed, float(run.read_metrics()["eval_accuracy"]),
                                          found.correct, found.probs))
-    return trained
+    return len(missing)
 
 
-def _train_seed(tc: TuneConfig, outcome: HeadOutcome, resources: Resources, train_fn: TrainFn,
-                seed: int, selection: str, folder: Path) -> None:
+def _seed_config(tc: TuneConfig, outcome: HeadOutcome, seed: int, selection: str) -> RunConfig:
     config = trial_config(tc.run, outcome.head, outcome.best.params)
     config.train.seed = seed
     print(f"[{outcome.head}] final run with seed {seed} (trial {outcome.best.number}'s settings, "
           f"{selection} epoch)", flush=True)
-    result = train_fn(config, resources, quiet=tc.quiet, epoch_selection=selection)
+    return config
+
+
+def _save_seed(tc: TuneConfig, outcome: HeadOutcome, resources: Resources, seed: int,
+               selection: str, result: TrainResult) -> None:
+    config = trial_config(tc.run, outcome.head, outcome.best.params)
+    config.train.seed = seed
     record = run_record(config, resources, tc.to_dict()["command"])
     record["tune"] = {"head": outcome.head, "trial_number": outcome.best.number,
                       "params": outcome.best.params, "seed": seed, "epoch_selection": selection}
-    with atomic_dir(folder, overwrite=True) as tmp:
+    with atomic_dir(tc.dir.head(outcome.head).seed(seed).path, overwrite=True) as tmp:
         save_run(result, record, resources, tmp, save_model=False)
 
 

@@ -7,7 +7,6 @@ raises NaN losses, out-of-memory errors or Ctrl-C at will; no module-level switc
 from __future__ import annotations
 
 import copy
-import gc
 import shutil
 import tempfile
 import time
@@ -17,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 from ..config import RunConfig, apply_overrides
+from ..device import free_memory, is_out_of_memory
 from ..files import make_ordinary, replace_dir, write_json
 from ..layout import HeadDir
 from ..text import first_line
 from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
+from .settings import MIN_PRUNE_EPOCH
 from .space import HeadSpace
 from .storage import FileLock
 
 TrainFn = Callable[..., TrainResult]
-MIN_PRUNE_EPOCH = 2  # RTE accuracy is noise after one epoch: never prune before epoch 2
 
 
 class TrialFailed(Exception):
@@ -41,18 +40,6 @@ def trial_config(base: RunConfig, head: str, params: dict[str, Any]) -> RunConfi
     config.model.pooling = head
     apply_overrides(config, params, source="search space")
     return config.validate()
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    oom = getattr(torch.cuda, "OutOfMemoryError", ())
-    return isinstance(exc, oom) or (isinstance(exc, RuntimeError)
-                                    and "out of memory" in str(exc).lower())
-
-
-def free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class BestKeeper:
@@ -107,6 +94,46 @@ class TrialSetup:
     command: list[str] | None = None
 
 
+class TrialClock:
+    """What a trial records about itself (trials.csv, the report): planned and run epochs,
+    duration, best epoch, fail reason."""
+
+    def __init__(self, trial: Any, config: RunConfig) -> None:
+        self.trial, self.epochs, self.start = trial, 0, time.perf_counter()
+        if trial.user_attrs.get("fail_reason"):  # a re-run inherits its failed original's attrs
+            trial.set_user_attr("fail_reason", "")
+        trial.set_user_attr("planned_epochs", config.train.num_train_epochs)
+
+    def record(self, **attrs: Any) -> None:
+        self.trial.set_user_attr("epochs_run", self.epochs)
+        self.trial.set_user_attr("duration_s", round(time.perf_counter() - self.start, 3))
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
+
+
+def should_stop(trial: Any, epoch: int, last: int, accuracy: float) -> bool:
+    """Report the epoch's accuracy; whether the pruner stops the trial here (never before
+    MIN_PRUNE_EPOCH, never after the last epoch: that would save nothing)."""
+    trial.report(accuracy, epoch)
+    return MIN_PRUNE_EPOCH <= epoch < last and trial.should_prune()
+
+
+def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, number: int,
+                 params: dict[str, Any]) -> float:
+    """The trial's value; its run becomes heads/<head>/best/ if it beats the best so far."""
+    value = float(result.metrics["eval_accuracy"])
+
+    def write_run(folder: Path) -> None:
+        record = run_record(config, setup.resources, setup.command)
+        record["tune"] = {"head": setup.head, "trial_number": number, "params": params,
+                          "value": value, "selection": setup.keeper.selection}
+        save_run(result, record, setup.resources, folder, save_model=True)
+        # no loss_curve.png: plotting belongs to `report`; it draws from history.jsonl
+
+    setup.keeper.offer(number, value, params, write_run)
+    return value
+
+
 class Objective:
     """`objective(trial) -> best-epoch validation accuracy` of the sampled configuration."""
 
@@ -122,31 +149,18 @@ class Objective:
         except KeyboardInterrupt:  # wherever it lands: mark the trial, queue it for the resume
             trial.set_user_attr("fail_reason", "interrupted")
             if len(params) == len(self.setup.space.params):
-                _requeue(trial, params)
+                requeue(trial, params)
             raise
 
     def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
         s = self.setup
         config = trial_config(s.base, s.head, params)
-        if trial.user_attrs.get("fail_reason"):  # a re-run inherits its failed original's attrs
-            trial.set_user_attr("fail_reason", "")
-        trial.set_user_attr("planned_epochs", config.train.num_train_epochs)
-        epochs = [0]  # epochs finished so far, updated by the hook
-        start = time.perf_counter()
-
-        def record(**attrs: Any) -> None:
-            trial.set_user_attr("epochs_run", epochs[0])
-            trial.set_user_attr("duration_s", round(time.perf_counter() - start, 3))
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
-
+        clock = TrialClock(trial, config)
         last = config.train.num_train_epochs
 
         def on_epoch(epoch: int, metrics: dict) -> None:
-            epochs[0] = epoch
-            trial.report(float(metrics["eval_accuracy"]), epoch)
-            # pruning after the last epoch would save nothing and discard a finished trial
-            if MIN_PRUNE_EPOCH <= epoch < last and trial.should_prune():
+            clock.epochs = epoch
+            if should_stop(trial, epoch, last, float(metrics["eval_accuracy"])):
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}: validation accuracy "
                                          f"{metrics['eval_accuracy']:.4f}")
 
@@ -154,48 +168,35 @@ class Objective:
         try:
             result = self.train_fn(config, s.resources, on_epoch=on_epoch, quiet=s.quiet)
         except optuna.TrialPruned:
-            record()
+            clock.record()
             raise
         except NonFiniteLoss as exc:  # a too-large learning rate: a bad region, not a crash
-            record(fail_reason=f"non-finite loss: {exc}")
+            clock.record(fail_reason=f"non-finite loss: {exc}")
             raise optuna.TrialPruned(f"non-finite loss: {exc}") from None
         except KeyboardInterrupt:
-            record()
+            clock.record()
             raise
         except Exception as exc:
             if not is_out_of_memory(exc):
-                record(fail_reason=f"{type(exc).__name__}: {first_line(exc)}")
+                clock.record(fail_reason=f"{type(exc).__name__}: {first_line(exc)}")
                 raise
             oom_reason = f"out of memory: {first_line(exc)}"
         if oom_reason is not None:  # outside the handler: the traceback's tensors are released
             free_memory()
-            record(fail_reason=oom_reason)
+            clock.record(fail_reason=oom_reason)
             raise TrialFailed(oom_reason)
 
-        epochs[0] = result.epochs_run
-        record(best_epoch=int(result.metrics["best_epoch"]))
-        value = float(result.metrics["eval_accuracy"])
-        s.keeper.offer(trial.number, value, params,
-                       lambda folder: self._write_run(result, config, trial.number, params, folder))
-        return value
-
-    def _write_run(self, result: TrainResult, config: RunConfig, number: int, params: dict,
-                   folder: Path) -> None:
-        s = self.setup
-        record = run_record(config, s.resources, s.command)
-        record["tune"] = {"head": s.head, "trial_number": number, "params": params,
-                          "value": float(result.metrics["eval_accuracy"]),
-                          "selection": s.keeper.selection}
-        save_run(result, record, s.resources, folder, save_model=True)
-        # no loss_curve.png: plotting belongs to `report`, below tune; it draws from history.jsonl
+        clock.epochs = result.epochs_run
+        clock.record(best_epoch=int(result.metrics["best_epoch"]))
+        return keep_if_best(s, result, config, trial.number, params)
 
 
-def _requeue(trial: Any, params: dict) -> None:
+def requeue(trial: Any, params: dict) -> None:
     """Queue the interrupted trial's parameters so that resuming runs them first."""
     study = getattr(trial, "study", None)  # FixedTrial has none
     if study is None:
         return
     try:
         study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
-    except Exception:  # noqa: BLE001  (best effort while shutting down)
+    except Exception:  # best effort while shutting down
         pass

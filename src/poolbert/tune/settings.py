@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import DEFAULT_MODEL
-from ..config import RunConfig
+from ..config import RunConfig, setting
 from ..errors import PoolbertError
 from ..layout import StudyDir
+from ..text import redact
 
 PRUNERS = ("none", "median", "hyperband")
 SELECT_ON = ("holdout", "dev")
 REPORT_HEADS = ("cls", "mean_max", "attention")
+MIN_PRUNE_EPOCH = 2  # RTE accuracy is noise after one epoch: no pruner stops a trial before 2
 
 # A preset sets defaults; flags given on the command line win. "run" holds RunConfig fields,
 # "cpu_run" those that apply only where trials run on a CPU.
@@ -49,23 +51,42 @@ class TuneConfig:
 
     run: RunConfig
     output_dir: str
-    heads: list[str] = field(default_factory=lambda: list(REPORT_HEADS))
-    space: str = "paper"  # a shipped space name or a YAML/JSON file
-    n_trials: int | None = None  # per head; None: the space file's n_trials
-    pruner: str = "median"
-    select_on: str = "holdout"
-    holdout_fraction: float = 0.15
-    final_seeds: int = 5
-    storage: str | None = None  # None: output_dir/study.db; "journal"; or an SQLAlchemy URL
-    study_name: str | None = None  # default: the output directory's name
-    n_workers: int | None = None  # None: 1 on CPU; on CUDA, GPUs x trials_per_gpu
-    trials_per_gpu: int = 1  # CUDA: worker processes (trials at once) per GPU
-    timeout: float | None = None  # seconds; no new trial starts after it
-    max_retry: int = 2  # re-runs of a trial whose worker died
-    heartbeat_interval: int = 30
-    grace_period: int = 120
+    heads: list[str] = setting(
+        None, "comma-separated heads to tune", flag="--poolings",
+        factory=lambda: list(REPORT_HEADS))
+    space: str = setting("paper", "search space: paper, quick, or a YAML/JSON file")
+    n_trials: int | None = setting(
+        None, "finished (complete + pruned) trials per head", shown="the space's")
+    pruner: str = setting("median", "stop unpromising trials; never before epoch 2",
+                          choices=PRUNERS)
+    select_on: str = setting(
+        "holdout", "holdout: score trials on a held-out slice of train and measure dev once at "
+        "the end; dev: score and report on dev, as the report did (optimistic)",
+        choices=SELECT_ON)
+    holdout_fraction: float = setting(0.15, "share of train held out for --select-on holdout")
+    final_seeds: int = setting(
+        5, "re-train each head's best settings with seeds 1..K on all of train (0 skips)")
+    storage: str | None = setting(
+        None, "Optuna storage: 'journal' (journal.log in the output dir), or a database URL "
+        "such as postgresql://user@host/db to share one study between machines",
+        shown="study.db in the output dir")
+    study_name: str | None = setting(
+        None, "studies are named `<study-name>-<head>`", shown="the output directory's name")
+    n_workers: int | None = setting(
+        None, "worker processes on this machine",
+        shown="1 on CPU; on CUDA, one per visible GPU times --trials-per-gpu")
+    trials_per_gpu: int = setting(
+        1, "CUDA: trials run at once on each GPU, one worker process each")
+    timeout: float | None = setting(
+        None, "seconds after which no new trial starts (running trials finish)", shown="none")
+    max_retry: int = setting(2, "re-runs of a trial whose worker died")
+    heartbeat_interval: int = 30  # seconds between a running trial's heartbeats (databases)
+    grace_period: int = 120  # seconds without a heartbeat before a trial counts as dead
     quiet: bool = False
-    preset: str | None = None
+    preset: str | None = setting(
+        None, "quick: the embedded model, small budget (minutes on a CPU, all of train on a "
+        "GPU); paper: bert-base-uncased with the report's spaces, 48/30/30 trials, selection on "
+        "dev like the report. Flags given explicitly win", choices=tuple(PRESETS))
     command: list[str] | None = None
 
     @property
@@ -109,16 +130,6 @@ class TuneConfig:
         """For config.json: every setting, with any database password redacted."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "run"}
         out["storage"] = redact(self.storage) if self.storage else None
-        out["command"] = redact_command(self.command) if self.command else None
+        out["command"] = [redact(part) for part in self.command] if self.command else None
         out["study_name"] = self.name
         return out
-
-
-def redact(text: str) -> str:
-    """user:password@host -> user:***@host, and password=... query values -> password=***."""
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", text)
-
-
-def redact_command(command: list[str]) -> list[str]:
-    return [redact(part) for part in command]

@@ -23,7 +23,6 @@ dropout, max_length, pooling, ...); settings not searched come from the command 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import DataConfig, RunConfig, coerce, read_settings_file, section_of
+from ..config import SECTIONS, DataConfig, coerce, read_settings_file, section_of, value_type
 from ..errors import PoolbertError
-from ..pooling import POOLERS
+from ..pooling import POOLERS, check_pooling
 
 PARAM_TYPES = ("float", "int", "categorical")
 PARAM_KEYS = {
@@ -94,10 +93,6 @@ class HeadSpace:
     def to_dict(self) -> dict[str, Any]:
         return {"n_trials": self.n_trials,
                 "params": {name: p.to_dict() for name, p in self.params.items()}}
-
-    def fingerprint(self) -> str:
-        """The parameters alone (not the trial count) as canonical JSON: a study's identity."""
-        return json.dumps(self.to_dict()["params"], sort_keys=True)
 
     def max_epochs(self, fixed: int) -> int:
         """The most epochs any trial can run (for Hyperband's max_resource)."""
@@ -205,28 +200,28 @@ def _categorical(name: str, spec: dict, source: str, where: str) -> Param:
     choices = spec.get("choices")
     if not isinstance(choices, list) or not choices:
         raise PoolbertError(f"{source}: {where}.choices: empty; give at least one value")
-    current = getattr(getattr(RunConfig(), section_of(name)), name)
+    owner = SECTIONS[section_of(name)]
     for value in choices:
         if value is not None and not isinstance(value, bool | int | float | str):
             raise PoolbertError(f"{source}: {where}.choices: {value!r} is not a number, string "
                                 "or boolean")
-    typed = tuple(coerce(name, v, current, f"{source}: {where}.choices") for v in choices)
+    typed = tuple(coerce(owner, name, v, f"{source}: {where}.choices") for v in choices)
     if len(set(typed)) != len(typed):
         raise PoolbertError(f"{source}: {where}.choices: repeated value in {choices}")
-    if name == "pooling":
-        unknown = [c for c in typed if c not in POOLERS]
-        if unknown:
-            raise PoolbertError(f"{source}: {where}.choices: unknown pooling {unknown[0]!r} "
-                                f"(choose from {', '.join(POOLERS)})")
+    for choice in typed if name == "pooling" else ():
+        try:
+            check_pooling(choice)
+        except ValueError as exc:
+            raise PoolbertError(f"{source}: {where}.choices: {exc}") from None
     return Param(name, "categorical", choices=typed)
 
 
 def _ranged(name: str, kind: str, spec: dict, source: str, where: str) -> Param:
-    current = getattr(getattr(RunConfig(), section_of(name)), name)
-    if isinstance(current, bool) or not isinstance(current, int | float):
+    current = value_type(SECTIONS[section_of(name)], name)
+    if current not in (int, float):
         raise PoolbertError(f"{source}: {where}: {name} is not a numeric setting; use "
                             "type categorical")
-    if kind == "float" and isinstance(current, int):
+    if kind == "float" and current is int:
         raise PoolbertError(f"{source}: {where}.type: {name} is an integer setting; use type int "
                             "or categorical")
     cast = float if kind == "float" else _integer

@@ -8,14 +8,12 @@ fails the RUNNING trials of dead processes on its own machine (recorded as "host
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import os
 import socket
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..errors import PoolbertError
-from .settings import TuneConfig, redact
+from ..text import first_line, redact, url_password
+from .settings import TuneConfig
 
 try:  # POSIX; elsewhere workers of one machine do without the budget lock
     import fcntl
@@ -64,7 +63,7 @@ def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
             if attempt < 2 and _creation_race(exc):
                 time.sleep(1.0)  # another command created the tables at the same moment
                 continue
-            reason = _redacted_reason(exc, url)
+            reason = redact(first_line(exc), url_password(url))
             raise PoolbertError(f"cannot open storage {redact(url)}: {reason}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -89,13 +88,6 @@ def sqlalchemy_url(url: str) -> str:
     if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
         return f"postgresql+psycopg2://{rest}"
     return f"postgresql://{rest}"
-
-
-def _redacted_reason(exc: BaseException, url: str) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = redact(text)
-    password = url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2] if "@" in url else ""
-    return text.replace(password, "***") if password else text
 
 
 def study_name(tc: TuneConfig, head: str) -> str:
@@ -141,14 +133,12 @@ def _difference(stored: Any, asked: Any) -> str:
 class Counts:
     finished: int  # COMPLETE + PRUNED: what the budget counts
     running: int
-    failed: int
 
     @classmethod
     def of(cls, study: optuna.Study) -> Counts:
         trials = study.get_trials(deepcopy=False)
         state = [t.state for t in trials]
-        return cls(sum(s in FINISHED for s in state), state.count(TrialState.RUNNING),
-                   state.count(TrialState.FAIL))
+        return cls(sum(s in FINISHED for s in state), state.count(TrialState.RUNNING))
 
 
 def worker_id() -> str:
@@ -168,7 +158,7 @@ class RetryWithoutOwner(RetryHeartbeatStaleTrialCallback):
 def fail_dead_workers(study: optuna.Study, max_retry: int) -> list[int]:
     """FAIL the RUNNING trials whose process on this machine is gone, and re-queue them."""
     host = socket.gethostname()
-    storage = study._storage  # noqa: SLF001  (Optuna's own callbacks use it the same way)
+    storage = study._storage  # as Optuna's own callbacks do
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
@@ -176,14 +166,14 @@ def fail_dead_workers(study: optuna.Study, max_retry: int) -> list[int]:
         if owner_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason",  # noqa: SLF001
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason",
                                         "worker process died during the trial")
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # noqa: SLF001
+            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
                 failed.append(trial.number)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     retry = RetryWithoutOwner(max_retry)
-                retry(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
+                retry(study, storage.get_trial(trial._trial_id))
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
     return failed
@@ -223,7 +213,7 @@ class FileLock:
 
     def acquire(self) -> FileLock:
         if fcntl is not None and self._handle is None:
-            handle = open(self.path, "a+")  # noqa: SIM115  (held until release)
+            handle = open(self.path, "a+")  # held open until release()
             fcntl.flock(handle, fcntl.LOCK_EX)
             self._handle = handle
         return self
@@ -239,9 +229,3 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    with FileLock(path):
-        yield

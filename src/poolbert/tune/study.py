@@ -3,7 +3,7 @@
 1. check settings and the search space, open (or resume) one Optuna study per head;
 2. run workers (here, or N spawned processes) until each head has its finished trials;
 3. write trials.csv; score each head's best model on dev; re-train it with K seeds;
-4. write summary.json and summary.md (and the report, when `poolbert.report` can).
+4. write summary.json and summary.md (`poolbert tune` draws the report afterwards).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
                                    data_sizes(tc, resources), wall, budget(tc, space, len(gpus)))
     write_json(tc.dir.summary_json, result)
-    write_text(tc.dir.summary_md, summary.summary_markdown(result, tc))
+    write_text(tc.dir.summary_md, summary.summary_markdown(result))
     return result
 
 

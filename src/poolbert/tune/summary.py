@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,10 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import layout
+from ..text import fmt_number, redact
 from . import stats
 from .final import HeadOutcome
-from .settings import TuneConfig, redact
+from .settings import TuneConfig
 
 ALPHA = 0.05
 
@@ -50,14 +52,14 @@ def epochs_saved(trials: list[FrozenTrial]) -> int:
 
 
 def head_summary(o: HeadOutcome) -> dict[str, Any]:
-    count = lambda state: sum(t.state == state for t in o.trials)  # noqa: E731
     accuracies = [r.accuracy for r in o.seed_runs]
+    count = Counter(t.state for t in o.trials)
     return {
-        "n_trials": count(TrialState.COMPLETE) + count(TrialState.PRUNED) + count(TrialState.FAIL),
+        "n_trials": count[TrialState.COMPLETE] + count[TrialState.PRUNED] + count[TrialState.FAIL],
         "n_requested": o.n_requested,
-        "n_complete": count(TrialState.COMPLETE),
-        "n_pruned": count(TrialState.PRUNED),
-        "n_failed": count(TrialState.FAIL),
+        "n_complete": count[TrialState.COMPLETE],
+        "n_pruned": count[TrialState.PRUNED],
+        "n_failed": count[TrialState.FAIL],
         "best_trial": o.best.number if o.best else None,
         "best_value": o.best.value if o.best else None,
         "best_params": dict(o.best.params) if o.best else None,
@@ -150,17 +152,11 @@ def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.nd
 
 
 def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
-    return str(value)
+    return fmt_number(value, digits, small=1e-3)  # a learning rate keeps its digits
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.2f}"
+    return fmt_number(None if value is None else 100 * value, 2)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -168,7 +164,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def summary_markdown(summary: dict[str, Any], tc: TuneConfig) -> str:
+def summary_markdown(summary: dict[str, Any]) -> str:
     heads = summary["heads"]
     names = list(heads)
     lines = [f"# poolbert study {summary['study_name']}: {summary['task'] or 'custom data'}, "
@@ -239,5 +235,5 @@ def budget_text(summary: dict[str, Any]) -> str:
         where += (" (the quick preset: all of train on a GPU, a fixed subset on a CPU)")
     return (f"Budget: trials per head {trials}; max_train_samples "
             f"{budget['max_train_samples'] or 'all'}{where}; final seeds {budget['final_seeds']}; "
-            f"{budget['n_workers']} worker process(es); timeout {timeout}. Wall time of this "
-            f"command: {summary['wall_time_s']:.0f} s.")
+            f"{budget['n_workers']} worker process(es); timeout {timeout}. Wall "
+            f"time of this command: {summary['wall_time_s']:.0f} s.")

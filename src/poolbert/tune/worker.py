@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -25,9 +26,10 @@ import optuna
 from .. import interrupts
 from ..data import stratified_holdout
 from ..errors import PoolbertError
+from ..text import fmt_number
 from ..train import Resources, train
 from .objective import BestKeeper, Objective, TrainFn, TrialFailed, TrialSetup
-from .settings import TuneConfig
+from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace, SearchSpace
 from .storage import (
     WORKER_ATTR,
@@ -39,8 +41,6 @@ from .storage import (
     open_study,
     worker_id,
 )
-
-MIN_RESOURCE = 2  # epochs before Hyperband may stop a trial (RTE is noisy early)
 
 
 @dataclass
@@ -92,7 +92,7 @@ class OwnedTPESampler(optuna.samplers.TPESampler):
     `fail_dead_workers` instead of staying RUNNING."""
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        study._storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, worker_id())  # noqa: SLF001
+        study._storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, worker_id())
         super().before_trial(study, trial)
 
 
@@ -105,22 +105,22 @@ def make_sampler(tc: TuneConfig, n_trials: int, index: int,
 
 def make_pruner(name: str, n_trials: int, space: HeadSpace,
                 fixed_epochs: int) -> optuna.pruners.BasePruner:
-    """Nothing is pruned before epoch 2 (MIN_RESOURCE); the objective enforces it as well."""
+    """Nothing is pruned before MIN_PRUNE_EPOCH; the objective enforces it as well."""
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, n_trials // 4)),
-                                           n_warmup_steps=MIN_RESOURCE)
-    max_epochs = max(space.max_epochs(fixed_epochs), MIN_RESOURCE + 1)
-    return optuna.pruners.HyperbandPruner(min_resource=MIN_RESOURCE, max_resource=max_epochs,
+                                           n_warmup_steps=MIN_PRUNE_EPOCH)
+    max_epochs = max(space.max_epochs(fixed_epochs), MIN_PRUNE_EPOCH + 1)
+    return optuna.pruners.HyperbandPruner(min_resource=MIN_PRUNE_EPOCH, max_resource=max_epochs,
                                           reduction_factor=3)
 
 
 def describe_pruner(name: str) -> str:
     return {"none": "none (every trial runs all its epochs)",
-            "median": f"MedianPruner (n_warmup_steps={MIN_RESOURCE}: no pruning before epoch "
-                      f"{MIN_RESOURCE})",
-            "hyperband": f"HyperbandPruner (min_resource={MIN_RESOURCE} epochs, "
+            "median": f"MedianPruner (n_warmup_steps={MIN_PRUNE_EPOCH}: no pruning before epoch "
+                      f"{MIN_PRUNE_EPOCH})",
+            "hyperband": f"HyperbandPruner (min_resource={MIN_PRUNE_EPOCH} epochs, "
                          "reduction_factor=3)"}[name]
 
 
@@ -184,15 +184,11 @@ def print_trial(head: str, trial: optuna.trial.FrozenTrial) -> None:
     """One line per finished trial (the progress of a study, also with --quiet)."""
     attrs = trial.user_attrs
     value = f"{trial.value:.4f}" if trial.value is not None else "-"
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    params = ", ".join(f"{k}={fmt_number(v, small=math.inf)}" for k, v in trial.params.items())
     reason = f"  ({attrs['fail_reason']})" if attrs.get("fail_reason") else ""
     print(f"[{head}] trial {trial.number} {trial.state.name.lower()} value {value} "
           f"epochs {attrs.get('epochs_run', '-')}/{attrs.get('planned_epochs', '-')} "
           f"{attrs.get('duration_s', 0):.0f}s  {params}{reason}", flush=True)
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def expired(deadline: float | None) -> bool:

@@ -1,0 +1,127 @@
+"""Command-line flags made from the settings' own declarations (`config.setting` fields).
+
+Each setting is declared once, on its dataclass field: default, type, help, flag name and
+choices. The flags, their help text (default included) and the README's option tables are all
+made from those fields, so none of them can drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import SECTIONS, coerce, value_type
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting, as the command line and the README show it."""
+
+    name: str
+    kind: type  # int, float, bool, str or list
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    shown: str | None = None  # the default in words, where the value alone says little
+    renamed: str | None = None  # a flag that is not the field's name (--model)
+
+    @property
+    def flag(self) -> str:
+        if self.renamed:
+            return self.renamed
+        negated = self.kind is bool and self.default is True
+        return ("--no-" if negated else "--") + self.name.replace("_", "-")
+
+    @property
+    def default_text(self) -> str:
+        if self.shown:
+            return self.shown
+        value = self.default
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float):  # 5e-05 -> 5e-5
+            return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].lstrip('+')}{m[2]}", f"{value:g}")
+        if isinstance(value, list):
+            return ",".join(map(str, value))
+        return str(value)
+
+
+def settings_of(cls: type) -> list[Setting]:
+    """The fields of `cls` declared with `config.setting` (those that carry help text)."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if "help" not in f.metadata:
+            continue
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        out.append(Setting(f.name, value_type(cls, f.name), default, f.metadata["help"],
+                           f.metadata.get("choices"), f.metadata.get("shown"),
+                           f.metadata.get("flag")))
+    return out
+
+
+def add_flags(parser: Any, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One flag per setting of `cls`. Every flag defaults to None ("not given"), so a settings
+    file or a preset keeps its value unless the flag is on the command line."""
+    for s in settings_of(cls):
+        if s.name in skip:
+            continue
+        help_text = s.help + (f" (default: {s.default_text})" if s.default_text else "")
+        options: dict[str, Any] = {"dest": s.name, "default": None, "help": help_text}
+        if s.kind is bool:
+            options["action"] = "store_false" if s.default is True else "store_true"
+        else:
+            options["type"] = s.kind if s.kind in (int, float) else str
+            if s.choices:
+                options["choices"] = list(s.choices)
+        parser.add_argument(s.flag, **options)
+
+
+def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The settings of `cls` given on the command line, by field name, in the field's type."""
+    return {s.name: coerce(cls, s.name, getattr(args, s.name), "flags") for s in settings_of(cls)
+            if getattr(args, s.name, None) is not None}
+
+
+def flag_for(name: str) -> str:
+    """The flag of run setting `name` (data, model or training)."""
+    return next(s.flag for cls in SECTIONS.values() for s in settings_of(cls) if s.name == name)
+
+
+def options_table(*classes: type) -> str:
+    """The README's table of these settings: flag, default, meaning."""
+    lines = ["| flag | default | meaning |", "| --- | --- | --- |"]
+    for cls in classes:
+        for s in settings_of(cls):
+            meaning = s.help + (f"; one of {', '.join(s.choices)}" if s.choices else "")
+            lines.append(f"| `{s.flag}` | {s.default_text} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+# the README's option tables, between `<!-- options: NAME -->` and `<!-- /options -->`
+README_TABLES = {"run": ("DataConfig", "ModelConfig", "TrainConfig"), "tune": ("TuneConfig",)}
+
+
+def readme_tables() -> dict[str, str]:
+    """Each README option table as the settings' declarations make it."""
+    from .. import config
+    from ..tune import settings
+
+    classes = {**{n: getattr(config, n) for n in README_TABLES["run"]},
+               "TuneConfig": settings.TuneConfig}
+    return {name: options_table(*(classes[c] for c in names))
+            for name, names in README_TABLES.items()}
+
+
+def rewrite_readme(text: str) -> str:
+    """`text` with every option table replaced by the one the declarations make."""
+    for name, table in readme_tables().items():
+        pattern = re.compile(rf"(<!-- options: {name} -->\n).*?(<!-- /options -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README has no '<!-- options: {name} -->' block")
+        text = pattern.sub(lambda m, t=table: m[1] + t + m[2], text)
+    return text
