@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 from html.parser import HTMLParser
@@ -20,8 +21,13 @@ from poolbert.report import (
     build_report,
     build_run_report,
     fmt_number,
+    load_study_dir,
     plot_loss_curve,
 )
+from poolbert.report.figures._common import FigureSkipped
+from poolbert.report.figures.history import get_history_info
+from poolbert.report.figures.slices import get_slices_info
+from poolbert.tune.storage import existing_storage_url, open_existing_storage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["entailment", "not_entailment"]
@@ -351,6 +357,52 @@ def test_unreachable_storage_falls_back_without_showing_its_password(tmp_path):
     assert "Could not open the Optuna storage postgresql://user:***@127.0.0.1:1/optuna" in notes
     assert "s3cret" not in index.read_text()
     assert_png(root / "report" / "cls_history.png")  # from trials.csv
+
+
+def test_password_query_value_of_the_storage_is_masked(tmp_path):
+    root = make_study(tmp_path / "study", {"cls": CLS_TRIALS[:1]})
+    index = build_report(root, storage="postgresql://user@127.0.0.1:1/optuna?password=s3cret")
+    notes = " ".join(parse_page(index).notes)
+    assert "Could not open the Optuna storage postgresql://user@127.0.0.1:1/optuna?password=***" in notes
+    assert "s3cret" not in index.read_text()
+
+
+def test_open_existing_storage_takes_paths_and_urls(tmp_path):
+    root = make_study(tmp_path / "study", {"cls": CLS_TRIALS[:1]})
+    url = existing_storage_url(str(root / "study.db"))
+    assert url == f"sqlite:///{(root / 'study.db').resolve()}"
+    assert existing_storage_url(url) == url
+    journal = make_study(tmp_path / "journal", {"cls": CLS_TRIALS[:1]}, storage="journal")
+    log = journal / "journal.log"
+    for storage in (str(root / "study.db"), url, str(log), f"journal://{log}"):
+        assert optuna.study.get_all_study_names(open_existing_storage(storage)) == ["study-cls"]
+    with pytest.raises(FileNotFoundError):
+        open_existing_storage(str(tmp_path / "missing.log"))
+    assert not (tmp_path / "missing.log").exists()  # nothing created while refusing
+
+
+def test_figure_data_is_read_apart_from_drawing(two_heads):
+    head = load_study_dir(two_heads).heads["cls"]
+    info = get_history_info(head, "holdout accuracy")
+    assert [n for n, _ in info.complete] == [0, 1, 4, 5] and info.failed == [3]
+    assert info.pruned == [(2, 0.5)]  # a pruned trial at its last reported value
+    assert info.best_so_far == [0.64, 0.7, 0.7, 0.7]
+    assert info.ylabel == "holdout accuracy (fraction correct)"
+    one = HeadData("cls", head.by_state("COMPLETE")[:1])
+    with pytest.raises(FigureSkipped, match="at least 2 complete trials"):
+        get_slices_info(one, "holdout accuracy")
+
+
+def test_only_the_figure_modules_import_matplotlib():
+    package = REPO_ROOT / "src" / "poolbert" / "report"
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names]
+        imported += [node.module or "" for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom)]
+        if any(name.split(".")[0] == "matplotlib" for name in imported):
+            assert path.parent.name == "figures", path
 
 
 def test_journal_storage_is_read(tmp_path):

@@ -51,3 +51,8 @@ def fmt_number(value: Any, digits: int = 4, small: float = 0.0) -> str:
             return f"{value:.3g}"
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def plural(n: int, noun: str) -> str:
+    """A count with its noun: "1 trial", "3 trials"."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")

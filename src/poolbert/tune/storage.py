@@ -90,6 +90,32 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql://{rest}"
 
 
+def existing_storage_url(storage: str) -> str:
+    """A storage given as a SQLite file path (.db, .sqlite, .sqlite3) as its sqlite:/// URL;
+    URLs and journal file paths are returned as they are."""
+    if storage.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in storage:
+        return f"sqlite:///{Path(storage).resolve()}"
+    return storage
+
+
+def open_existing_storage(storage: str) -> optuna.storages.BaseStorage:
+    """Open a storage that already holds studies, to read them: a SQLite file path, a database
+    URL (no tables are created), or a journal file (a path or journal://path).
+
+    Raises whatever the backend raises (FileNotFoundError for a missing journal file, the
+    driver's errors for a database); callers that can do without the storage catch it.
+    """
+    storage = existing_storage_url(storage)
+    if "://" not in storage or storage.startswith("journal"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = storage.split("://", 1)[-1]
+        if not Path(path).is_file():  # JournalFileBackend would create an empty one
+            raise FileNotFoundError(path)
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
+    return optuna.storages.RDBStorage(sqlalchemy_url(storage), skip_table_creation=True)
+
+
 def study_name(tc: TuneConfig, head: str) -> str:
     return f"{tc.name}-{head}"
 

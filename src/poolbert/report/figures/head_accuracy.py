@@ -1,0 +1,74 @@
+"""Accuracy per head: each seed re-training, their mean with its 95% interval, the best model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..load import StudyData, metric_label
+from ._common import FigureSkipped, axis_label, once, save
+
+
+@dataclass(frozen=True)
+class HeadAccuracy:
+    name: str
+    seeds: list[float]  # one accuracy per seed re-training
+    mean: float | None
+    interval: tuple[float, float] | None  # 95% interval of the mean (the mean when not given)
+    best: float | None  # the best trial's model
+
+
+@dataclass(frozen=True)
+class HeadAccuracyInfo:
+    title: str
+    ylabel: str
+    heads: list[HeadAccuracy]
+
+
+def get_head_accuracy_info(study: StudyData) -> HeadAccuracyInfo:
+    heads = study.summary.get("heads") or {}
+    names = [h for h in study.heads if h in heads] or list(heads)
+    if not names:
+        raise FigureSkipped("The per-head accuracy plot needs summary.json with per-head results.")
+    n_eval = study.summary.get("n_eval")
+    return HeadAccuracyInfo(
+        title="Accuracy per head" + (f" (validation set, n = {n_eval})" if n_eval else ""),
+        ylabel=axis_label(metric_label(study.summary.get("metric") or "eval_accuracy")),
+        heads=[_head(name, heads[name]) for name in names])
+
+
+def _head(name: str, h: dict) -> HeadAccuracy:
+    mean = h.get("mean")
+    return HeadAccuracy(
+        name=name, seeds=[a for a in h.get("seed_accuracies") or [] if a is not None], mean=mean,
+        interval=tuple((h.get("ci95") or [mean, mean])[:2]) if mean is not None else None,
+        best=h.get("dev_accuracy_best", h.get("best_value")))
+
+
+def plot_head_accuracy(info: HeadAccuracyInfo, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(info.heads) + 2.5), 4.5), dpi=110)
+    rng = np.random.default_rng(0)  # jitter only
+    drawn: set[str | None] = set()
+    for x, head in enumerate(info.heads):
+        if head.seeds:
+            ax.plot(x + rng.uniform(-0.12, 0.12, len(head.seeds)), head.seeds, "o", color="grey",
+                    alpha=0.6, ms=5, label=once(drawn, "one seed re-training"))
+        if head.mean is not None:
+            lo, hi = head.interval
+            ax.errorbar(x, head.mean, yerr=[[head.mean - lo], [hi - head.mean]], fmt="o",
+                        color="k", capsize=6, ms=8, lw=2,
+                        label=once(drawn, "seed mean with 95% interval"))
+        if head.best is not None:
+            ax.plot(x + 0.25, head.best, "D", mfc="none", color="tab:red", ms=8,
+                    label=once(drawn, "best trial's model"))
+    ax.set_xticks(range(len(info.heads)), [head.name for head in info.heads])
+    ax.set_xlim(-0.6, len(info.heads) - 0.4)
+    ax.set_xlabel("pooling head")
+    ax.set_ylabel(info.ylabel)
+    ax.set_title(info.title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return save(fig, path)

@@ -1,0 +1,70 @@
+"""The single-run report (`build_run_report`) and `build_any_report`, which picks a study or a
+run report for a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+from ..errors import PoolbertError
+from ..layout import RunDir, is_run
+from ..text import fmt_number
+from .figures.confusion import get_confusion_info, plot_confusions
+from .figures.loss_curve import plot_loss_curve, run_history
+from .html import INDEX, Page, esc, generated_line, note, pre_json, report_page, table
+from .load import existing_dir, nested
+from .study_page import build_report
+
+RUN_METRICS = MappingProxyType({
+    "eval_accuracy": "validation accuracy", "eval_f1": "validation F1",
+    "eval_loss": "validation loss (cross-entropy)", "best_epoch": "best epoch",
+    "epochs_run": "epochs run", "n_eval": "validation examples",
+    "eval_runtime": "evaluation time (s)",
+    "eval_samples_per_second": "evaluation speed (examples/s)",
+    "train_runtime": "training time (s)", "train_samples_per_second": "training speed (examples/s)",
+})
+
+
+def build_run_report(run_dir: Path) -> Path:
+    """Write `<run_dir>/report/` for one `poolbert train` run; return index.html's path."""
+    run = RunDir(existing_dir(run_dir))
+    if not run.history_file.is_file() and not run.metrics_file.is_file():
+        raise PoolbertError(f"{run.path}: not a run directory (no history.jsonl or metrics.json)")
+    metrics, config = run.read_metrics(), run.read_config()
+    pooling = nested(config, "model", "pooling") or "run"
+    with report_page(run.report, f"poolbert run report: {run.path.name}") as page:
+        page.add(f"<h1>poolbert run report: {esc(run.path.resolve().name)}</h1>")
+        task = nested(config, "data", "task")
+        model = nested(config, "model", "model_name_or_path")
+        page.add(f'<p class="meta">Task: {esc(task or "custom data")} · encoder: '
+                 f'{esc(model or "?")} · pooling: {esc(pooling)}</p>')
+        page.add(generated_line(str(run.path)))
+        _metrics_section(metrics, page)
+        _figures_section(run, metrics, pooling, page)
+        page.add("<h2>Configuration</h2>")
+        page.add(pre_json(config) if config else note("config.json is missing."))
+    return run.report / INDEX
+
+
+def _metrics_section(metrics: dict, page: Page) -> None:
+    page.add("<h2>Metrics</h2>")
+    rows = [[label, k, fmt_number(metrics[k])] for k, label in RUN_METRICS.items() if k in metrics]
+    page.add(table(["metric", "key in metrics.json", "value"], rows, "metrics") if rows
+             else note("metrics.json is missing: no metrics table."))
+
+
+def _figures_section(run: RunDir, metrics: dict, pooling: str, page: Page) -> None:
+    page.add("<h2>Figures</h2>")
+    page.figure("loss_curve.png", "Training loss per step, validation loss and accuracy per "
+                "epoch.", lambda p: plot_loss_curve(run_history(run, run.history_file.name), p,
+                                                    pooling))
+    page.figure("confusion_matrix.png", "Confusion matrix on the validation set at the best "
+                "epoch.", lambda p: plot_confusions(
+                    get_confusion_info([(pooling, metrics)], "Confusion matrix at the best epoch"),
+                    p))
+
+
+def build_any_report(path: Path, storage: str | None = None) -> Path:
+    """A study report for a study directory, a run report for a run directory."""
+    path = existing_dir(path)
+    return build_run_report(path) if is_run(path) else build_report(path, storage)
