@@ -21,16 +21,11 @@ from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 from poolbert.cli import main
 from poolbert.config import RunConfig
 from poolbert.errors import PoolbertError
-from poolbert.export import (
-    _bert_key,
-    export_model,
-    pick_head,
-    predict_file,
-    resolve_source,
-    verify_export,
-)
+from poolbert.export import export_model, pick_head, resolve_source, verify_export
+from poolbert.export.convert import _bert_key
 from poolbert.model import build_model, load_model
 from poolbert.pooling import POOLERS
+from poolbert.predict import predict_file
 
 LABELS = ["entailment", "not_entailment"]
 WORDS = ("the a cat dog sat ran on mat far away is not man plays guitar music someone makes "
@@ -296,6 +291,42 @@ def test_existing_target_is_refused_without_overwrite(exports, tmp_path, capsys)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left behind
 
 
+def test_cards_render_the_whole_template(exports, tmp_path):
+    """Every card (each head, a study, a bare model folder) is the template fully rendered: no
+    Jinja left over, sections one blank line apart, one blank line at the end."""
+    study = make_study(exports, tmp_path, {"cls": 0.64, "mean_max": 0.68})
+    bare = shutil.copytree(exports["mean"][0] / "model", tmp_path / "bare")
+    folders = [folder for _, folder in exports.values()]
+    folders += [export_model(study, tmp_path / "study-export"), export_model(bare, tmp_path / "b")]
+    for folder in folders:
+        text = (folder / "README.md").read_text(encoding="utf-8")
+        assert not any(mark in text for mark in ("{{", "}}", "{%", "%}", "{#", "#}")), folder
+        assert "\n\n\n" not in text and text.endswith("`.\n\n"), folder
+        assert text.startswith("---\n") and "\n---\n# " in text
+    assert "No metrics were recorded with this model." in (tmp_path / "b" / "README.md").read_text()
+
+
+def test_a_damaged_dev_predictions_file_costs_the_card_its_f1_only(exports, tmp_path):
+    study = make_study(exports, tmp_path, {"cls": 0.64, "mean_max": 0.68})
+    (study / "heads" / "mean_max" / "dev_predictions.csv").write_text("id,label\n0,zero\n")
+    text = (export_model(study, tmp_path / "out") / "README.md").read_text()
+    scores = {m["type"]: m["value"] for m in
+              yaml.safe_load(text.split("---")[1])["model-index"][0]["results"][0]["metrics"]}
+    assert scores == {"accuracy": 0.61}  # summary.json's dev accuracy, no F1
+    assert "| accuracy (validation, scored once after selection) | 0.6100 |" in text
+
+
+def test_evaluate_finds_models_as_export_does(exports, tmp_path):
+    from poolbert.cli.evaluate_cmd import locate
+
+    run, folder = exports["mean_max"]
+    assert locate(str(run)) == (run / "model", run / "config.json")
+    assert locate(str(run / "model")) == (run / "model", run / "config.json")
+    assert locate(str(folder)) == (folder, None)
+    study = make_study(exports, tmp_path, {"cls": 0.64, "mean_max": 0.68})
+    assert locate(str(study))[0] == study / "heads" / "mean_max" / "best" / "model"
+
+
 # ----------------------------------------------------------------------------- push
 
 
@@ -425,6 +456,19 @@ def test_evaluate_scores_an_exported_folder_as_the_run(exports, tmp_path, capsys
         scores.append(json.loads(capsys.readouterr().out))
     assert scores[0]["eval_loss"] == pytest.approx(scores[1]["eval_loss"], abs=1e-5)
     assert scores[0]["eval_accuracy"] == scores[1]["eval_accuracy"]
+
+
+def test_predict_reads_every_table_format_that_training_reads(exports, tmp_path):
+    run, _ = exports["mean"]
+    rows = pd.DataFrame({"id": [7, 8, 9], "sentence1": PAIRS[0], "sentence2": PAIRS[1]})
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    rows.to_parquet(tmp_path / "in.parquet", index=False)
+    rows.to_json(tmp_path / "in.json", orient="records")
+    for name in ("in.csv", "in.parquet", "in.json"):
+        predict_file(run, tmp_path / name, tmp_path / f"{name}.out.csv", quiet=True, chunk_size=2)
+    expected = (tmp_path / "in.csv.out.csv").read_text()
+    assert (tmp_path / "in.parquet.out.csv").read_text() == expected
+    assert (tmp_path / "in.json.out.csv").read_text() == expected
 
 
 BAD_INPUTS = {

@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import PoolbertError
-from ..files import refuse_unfinished
 from .common import add_data_flags, quiet_libraries
 
 
@@ -32,15 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def locate(model_dir: str) -> tuple[Path, Path | None]:
-    """(model folder, run config.json or None) for a run directory or a bare model folder."""
-    path = Path(model_dir)
-    refuse_unfinished(path)
-    if (path / "model" / "config.json").is_file():
-        return path / "model", path / "config.json" if (path / "config.json").is_file() else None
-    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        run_config = path.parent / "config.json"  # a run directory's model/ folder
-        return path, run_config if path.name == "model" and run_config.is_file() else None
-    raise PoolbertError(f"no saved model in {path} (expected model/ or model.safetensors)")
+    """(model folder, the run's config.json or None), found as export and predict find them: a
+    run directory, its model/ folder, an exported folder or a study (its best head)."""
+    from ..export import resolve_source
+
+    source = resolve_source(model_dir)
+    run_config = source.run.config_file if source.run else None
+    return source.model_dir, run_config if run_config and run_config.is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:

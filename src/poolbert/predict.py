@@ -1,0 +1,230 @@
+"""The predict stage: a model (poolbert's or an exported one) applied to a file or a GLUE split.
+
+`predict_file` streams a table in chunks (read by `poolbert.tables`, texts checked by
+`data.texts_of`); `predict_split` scores a GLUE split and can write the GLUE server's submission
+file. Models are found and loaded as `poolbert export` finds them (`export.sources`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import DataConfig
+from .data import GLUE_TASKS, TaskSpec, TextSplit, encode, load_data, texts_of
+from .device import resolve_device, resolve_precision
+from .errors import PoolbertError
+from .evaluate import predict_probs
+from .export.sources import Source, TrainingInfo, label_names, load_classifier, resolve_source, training_info
+from .files import atomic_open
+from .tables import check_output_file, check_readable, check_writable, open_table, read_chunks
+
+# the first of these in the input is copied into the predictions, so rows can be matched up
+PASSED_ID_COLUMNS = ("id", "idx", "index", "guid")
+# the GLUE server wants label names for these tasks and 0/1 (the label's index) for the others
+SUBMISSION_BY_NAME = ("rte", "mnli", "qnli")
+DEFAULT_MAX_LENGTH = 128  # when neither the flag nor the training run gives one
+SPLIT_CHUNK = 1024  # rows scored between progress updates for a GLUE split
+
+
+@dataclass
+class Predictor:
+    """A loaded classifier plus what it needs to score texts in batches."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    labels: list[str]
+    max_length: int
+    batch_size: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @classmethod
+    def load(cls, source: Source, max_length: int | None, batch_size: int,
+             device: str = "auto") -> Predictor:
+        length = max_length or training_info(source).max_length or DEFAULT_MAX_LENGTH
+        if length < 8:
+            raise PoolbertError(f"--max-length must be at least 8, got {length}")
+        if batch_size < 1:
+            raise PoolbertError(f"--batch-size must be positive, got {batch_size}")
+        dev = resolve_device(device)
+        model, tokenizer = load_classifier(source.model_dir)
+        return cls(model.to(dev), tokenizer, label_names(model), length, batch_size, dev)
+
+    def probs(self, texts_a: list[str], texts_b: list[str] | None) -> np.ndarray:
+        """(N, C) class probabilities, in input order."""
+        labels = np.full(len(texts_a), -1, dtype=np.int64)
+        split = TextSplit("predict", texts_a, texts_b, labels, np.arange(len(texts_a)))
+        enc = encode(self.tokenizer, split, self.max_length)
+        precision = resolve_precision("auto", self.device)
+        probs, _, _ = predict_probs(self.model, enc, self.batch_size, self.device, precision,
+                                    self.tokenizer.pad_token_id or 0)
+        return probs
+
+    def frame(self, probs: np.ndarray) -> pd.DataFrame:
+        """The predicted label's name and one prob_<label> column per label."""
+        out = pd.DataFrame({"prediction": [self.labels[i] for i in probs.argmax(axis=1)]})
+        for j, name in enumerate(self.labels):
+            out[f"prob_{name}"] = probs[:, j].astype(np.float64).round(6)
+        return out
+
+
+def predict_file(
+    model: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    text_columns: list[str] | None = None,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    device: str = "auto",
+    head: str = "best",
+    overwrite: bool = False,
+    quiet: bool = False,
+    chunk_size: int = 4096,
+) -> int:
+    """Predict every row of a table file into a csv/tsv/jsonl file; returns the number of rows."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    check_readable(input_path)  # before the model is read; read_chunks checks again, lazily
+    if output_path.resolve() == input_path.resolve():
+        raise PoolbertError(f"{output_path}: output would overwrite the input")
+    check_writable(output_path, overwrite)
+    source = resolve_source(model, head)
+    chunks = read_chunks(input_path, chunk_size)
+    first = next(chunks, None)  # columns are checked before the model is loaded
+    if first is None or len(first) == 0:
+        raise PoolbertError(f"{input_path}: no rows")
+    columns = _file_text_columns(text_columns, training_info(source), first, input_path)
+    id_column = next((c for c in PASSED_ID_COLUMNS if c in first.columns), None)
+    predictor = Predictor.load(source, max_length, batch_size, device)
+    rows = 0
+    with open_table(output_path) as write, _progress(quiet) as bar:
+        for chunk in itertools.chain([first], chunks):
+            texts = [texts_of(chunk[c], c, str(input_path), rows) for c in columns]
+            out = predictor.frame(predictor.probs(texts[0], texts[1] if len(texts) > 1 else None))
+            if id_column is not None:
+                out.insert(0, id_column, chunk[id_column].to_numpy())
+            write(out)
+            rows += len(chunk)
+            bar.update(len(chunk))
+    return rows
+
+
+def _file_text_columns(given: list[str] | None, info: TrainingInfo, chunk: pd.DataFrame,
+                       path: Path) -> list[str]:
+    """--text-columns, else the training columns, else the task preset's, else text / a pair."""
+    columns = given or info.text_columns
+    if not columns and info.task in GLUE_TASKS:
+        columns = GLUE_TASKS[info.task].text_columns
+    if not columns:
+        present = set(chunk.columns)
+        columns = (["text"] if "text" in present else
+                   ["sentence1", "sentence2"] if {"sentence1", "sentence2"} <= present else None)
+    present = ", ".join(map(str, chunk.columns))
+    if not columns:
+        raise PoolbertError(f"{path}: no text column found (columns present: {present}); "
+                            "give --text-columns")
+    if not 1 <= len(columns) <= 2:
+        raise PoolbertError(f"--text-columns takes one or two columns, got {columns}")
+    for column in columns:
+        if column not in chunk.columns:
+            raise PoolbertError(f"{path}: missing column {column!r} (columns present: {present});"
+                                " give --text-columns")
+    return list(columns)
+
+
+def predict_split(
+    model: str | os.PathLike,
+    task: str,
+    split: str = "test",
+    output_path: str | os.PathLike | None = None,
+    glue_submission: str | os.PathLike | None = None,
+    data_dir: str | None = None,
+    text_columns: list[str] | None = None,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    device: str = "auto",
+    head: str = "best",
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Predict a split of a GLUE task; writes predictions and/or a GLUE server submission file."""
+    spec = _check_split_outputs(task, split, output_path, glue_submission, overwrite)
+    source = resolve_source(model, head)
+    info = training_info(source)
+    if text_columns is None and info.task == spec.name and info.text_columns:
+        text_columns = list(info.text_columns)  # the columns the model was trained on
+    data = load_data(DataConfig(task=spec.name, data_dir=data_dir, text_columns=text_columns))
+    rows = {"train": data.train, "validation": data.validation, "test": data.test}[split]
+    if rows is None:
+        raise PoolbertError(f"no {split} split for {spec.name} in {data.source}")
+    predictor = Predictor.load(source, max_length, batch_size, device)
+    if glue_submission is not None:
+        _check_submission_labels(predictor.labels, spec.name)
+    out = predictor.frame(_probs_with_progress(predictor, rows, quiet))
+    out.insert(0, "idx", rows.ids)
+    if (rows.labels >= 0).any():
+        out.insert(1, "label", [data.label_names[i] if i >= 0 else "" for i in rows.labels])
+    if output_path is not None:
+        with open_table(Path(output_path)) as write:
+            write(out)
+    if glue_submission is not None:
+        write_glue_submission(Path(glue_submission), spec.name, rows.ids, out["prediction"])
+    return len(rows)
+
+
+def _check_split_outputs(task: str, split: str, output_path: str | os.PathLike | None,
+                         glue_submission: str | os.PathLike | None, overwrite: bool) -> TaskSpec:
+    """The task's spec, once the requested outputs are known to be writable (before any work)."""
+    if output_path is None and glue_submission is None:
+        raise PoolbertError("nothing to write: give --output and/or --glue-submission")
+    spec = GLUE_TASKS.get((task or "").lower())
+    if spec is None:
+        raise PoolbertError(f"unknown task {task!r}; known tasks: {', '.join(sorted(GLUE_TASKS))}")
+    if glue_submission is not None and split != "test":
+        raise PoolbertError("--glue-submission needs --split test (the server scores test only)")
+    if output_path is not None:
+        check_writable(Path(output_path), overwrite)
+    if glue_submission is not None:
+        check_output_file(Path(glue_submission), overwrite)
+    return spec
+
+
+def _probs_with_progress(predictor: Predictor, rows: TextSplit, quiet: bool,
+                         chunk: int = SPLIT_CHUNK) -> np.ndarray:
+    parts = []
+    with _progress(quiet, total=len(rows)) as bar:
+        for start in range(0, len(rows), chunk):
+            stop = start + chunk
+            texts_b = rows.texts_b[start:stop] if rows.texts_b is not None else None
+            parts.append(predictor.probs(rows.texts_a[start:stop], texts_b))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)))
+
+
+def _check_submission_labels(labels: list[str], task: str) -> None:
+    expected = GLUE_TASKS[task].label_names
+    if sorted(labels) != sorted(expected):
+        raise PoolbertError(f"the model's labels ({', '.join(labels)}) are not {task}'s "
+                            f"({', '.join(expected)}); cannot write a GLUE submission")
+
+
+def write_glue_submission(path: Path, task: str, ids: np.ndarray, predictions: Any) -> None:
+    """The GLUE server's format: `index<TAB>prediction`, one line per test row, in file order."""
+    names = GLUE_TASKS[task].label_names
+    values = [p if task in SUBMISSION_BY_NAME else str(names.index(p)) for p in predictions]
+    with atomic_open(path) as handle:
+        handle.write("index\tprediction\n")
+        for index, value in zip(ids, values, strict=True):
+            handle.write(f"{int(index)}\t{value}\n")
+
+
+def _progress(quiet: bool, total: int | None = None) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rows", desc="predict", disable=quiet, leave=False)
