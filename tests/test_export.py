@@ -25,7 +25,7 @@ from poolbert.export import export_model, pick_head, resolve_source, verify_expo
 from poolbert.export.convert import _bert_key
 from poolbert.model import build_model, load_model
 from poolbert.pooling import POOLERS
-from poolbert.predict import predict_file
+from poolbert.predict import PredictOptions, predict_file
 
 LABELS = ["entailment", "not_entailment"]
 WORDS = ("the a cat dog sat ran on mat far away is not man plays guitar music someone makes "
@@ -408,8 +408,8 @@ def test_predict_streams_in_chunks_with_the_same_result(exports, tmp_path):
     src = tmp_path / "pairs.tsv"
     rows = pd.DataFrame({"sentence1": PAIRS[0] * 5, "sentence2": PAIRS[1] * 5})
     rows.to_csv(src, sep="\t", index=False)
-    predict_file(run, src, tmp_path / "whole.csv", quiet=True)
-    predict_file(run, src, tmp_path / "chunked.csv", quiet=True, chunk_size=4)
+    predict_file(run, src, tmp_path / "whole.csv", PredictOptions(quiet=True))
+    predict_file(run, src, tmp_path / "chunked.csv", PredictOptions(quiet=True), chunk_size=4)
     assert (tmp_path / "whole.csv").read_text() == (tmp_path / "chunked.csv").read_text()
     assert len(pd.read_csv(tmp_path / "whole.csv")) == 15
 
@@ -432,7 +432,7 @@ def test_predict_with_an_exported_folder_matches_the_run(exports, tmp_path, caps
     run, folder = exports[head]
     src = tmp_path / "pairs.csv"
     pd.DataFrame({"sentence1": PAIRS[0], "sentence2": PAIRS[1]}).to_csv(src, index=False)
-    predict_file(run, src, tmp_path / "run.csv", quiet=True)
+    predict_file(run, src, tmp_path / "run.csv", PredictOptions(quiet=True))
     out = tmp_path / "export.csv"
     assert main(["predict", str(folder), "--input", str(src), "--output", str(out), "--quiet"]) == 0
     assert "custom code" not in "".join(capsys.readouterr())  # no trust_remote_code prompt
@@ -465,7 +465,8 @@ def test_predict_reads_every_table_format_that_training_reads(exports, tmp_path)
     rows.to_parquet(tmp_path / "in.parquet", index=False)
     rows.to_json(tmp_path / "in.json", orient="records")
     for name in ("in.csv", "in.parquet", "in.json"):
-        predict_file(run, tmp_path / name, tmp_path / f"{name}.out.csv", quiet=True, chunk_size=2)
+        predict_file(run, tmp_path / name, tmp_path / f"{name}.out.csv", PredictOptions(quiet=True),
+                     chunk_size=2)
     expected = (tmp_path / "in.csv.out.csv").read_text()
     assert (tmp_path / "in.parquet.out.csv").read_text() == expected
     assert (tmp_path / "in.json.out.csv").read_text() == expected

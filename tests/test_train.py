@@ -9,7 +9,7 @@ import torch
 from helpers import tiny_bert_dir, tiny_glue_dir
 
 from poolbert.config import RunConfig
-from poolbert.evaluate import evaluate
+from poolbert.evaluate import Scoring, evaluate
 from poolbert.model import PoolbertForSequenceClassification
 from poolbert.train import NonFiniteLoss, Resources, train
 
@@ -74,7 +74,7 @@ def test_returned_model_holds_the_best_epoch(setup):
     best = max(evals, key=lambda r: r["eval_accuracy"])
     assert result.metrics["best_epoch"] == best["epoch"]
     enc = resources.cache.get(resources.data.validation, config.train.max_length)
-    rescored = evaluate(result.model, enc, 64, torch.device("cpu"), "fp32", 0)
+    rescored = evaluate(result.model, enc, Scoring(torch.device("cpu"), "fp32", 0, 64))
     assert rescored.metrics["eval_accuracy"] == best["eval_accuracy"]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel
 
 from . import interrupts
 from .data import Encoded, collate, eval_batches, to_device
@@ -36,29 +37,33 @@ class Scores:
     preds: np.ndarray  # (N,)
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How a split is scored: where, in which precision, padded with which token."""
+
+    device: torch.device
+    precision: str = "fp32"
+    pad_id: int = 0
+    batch_size: int | None = None  # None: the device's default (device.eval_batch_size)
+    attention: str = "auto"
+
+
 @torch.no_grad()
-def predict_probs(
-    model: torch.nn.Module,
-    enc: Encoded,
-    batch_size: int | None,
-    device: torch.device,
-    precision: str,
-    pad_id: int,
-    attention: str = "auto",
-) -> tuple[np.ndarray, float, int]:
+def predict_probs(model: PreTrainedModel, enc: Encoded,
+                  how: Scoring) -> tuple[np.ndarray, float, int]:
     """Class probabilities in original order, the summed loss over labelled rows, and steps.
-    `batch_size` None: the device's default (`eval_batch_size`). Results stay on the device
-    until the last batch: one read at the end, not one per batch."""
+    Results stay on the device until the last batch: one read at the end, not one per batch."""
     model.eval()
-    batch_size = eval_batch_size(batch_size, device)
+    device = how.device
     order, probs, losses = [], [], []
-    with attention_kernels(attention, device):
-        for indices in eval_batches(enc, batch_size):  # sorted by length: little padding
-            interrupts.check()
-            host = collate(enc, indices, pad_id, pad_multiple(device), cap=int(enc.lengths.max()))
+    with attention_kernels(how.attention, device):
+        for indices in eval_batches(enc, eval_batch_size(how.batch_size, device)):
+            interrupts.check()  # batches sorted by length: little padding
+            host = collate(enc, indices, how.pad_id, pad_multiple(device),
+                           cap=int(enc.lengths.max()))
             batch = to_device(host, device)
             labels = batch.pop("labels")
-            with autocast(device, precision):
+            with autocast(device, how.precision):
                 logits = model(**batch).logits.float()  # (B, C)
             if (enc.labels[indices] >= 0).any():  # unlabelled rows (-1: GLUE test): no loss
                 losses.append(torch.nn.functional.cross_entropy(
@@ -72,19 +77,10 @@ def predict_probs(
     return out, total_loss, len(probs)
 
 
-def evaluate(
-    model: torch.nn.Module,
-    enc: Encoded,
-    batch_size: int | None,
-    device: torch.device,
-    precision: str,
-    pad_id: int,
-    attention: str = "auto",
-) -> Scores:
+def evaluate(model: PreTrainedModel, enc: Encoded, how: Scoring) -> Scores:
     """Score a labelled split; metric names follow transformers' Trainer (`eval_*`)."""
     start = time.perf_counter()
-    probs, total_loss, steps = predict_probs(model, enc, batch_size, device, precision, pad_id,
-                                             attention)
+    probs, total_loss, steps = predict_probs(model, enc, how)
     return scores_of(enc, probs, total_loss, steps, time.perf_counter() - start)
 
 

@@ -14,9 +14,9 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 try:  # inside the package
-    from .pooling import check_pooling, make_pooler
+    from .pooling import ClsPooler, check_pooling, make_pooler
 except ImportError:  # pragma: no cover - loaded as remote code next to pooling.py
-    from pooling import check_pooling, make_pooler  # type: ignore[no-redef]
+    from pooling import ClsPooler, check_pooling, make_pooler  # type: ignore[no-redef]
 
 
 class PoolbertConfig(PretrainedConfig):
@@ -43,24 +43,27 @@ def encoder_config_from(config: PoolbertConfig) -> PretrainedConfig:
 
 
 class PoolbertForSequenceClassification(PreTrainedModel):
+    config: PoolbertConfig
     config_class = PoolbertConfig
     base_model_prefix = "poolbert"
     _supports_sdpa = True
 
-    def __init__(self, config: PoolbertConfig, encoder: nn.Module | None = None) -> None:
+    def __init__(self, config: PoolbertConfig, encoder: PreTrainedModel | None = None) -> None:
         super().__init__(config)
         enc_config = encoder_config_from(config)
         if encoder is None:  # from_pretrained builds this on the meta device, then loads weights
             encoder = AutoModel.from_config(enc_config)
         else:  # pretrained weights: post_init() below must not draw random ones over them
             for module in encoder.modules():
-                module._is_hf_initialized = True
+                module._is_hf_initialized = True  # type: ignore[assignment]  # transformers' flag
         self.encoder = encoder
         drop_encoder_pooler(self.encoder)
         num_layers = getattr(enc_config, "num_hidden_layers", 12) + 1  # + embedding output
         self.pooler = make_pooler(config.pooling, enc_config.hidden_size, num_layers)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(self.pooler.output_dim, config.num_labels)
+        num_labels = config.num_labels
+        assert num_labels is not None  # PretrainedConfig always holds one (2 by default)
+        self.classifier = nn.Linear(self.pooler.output_dim, num_labels)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -89,6 +92,8 @@ class PoolbertForSequenceClassification(PreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
+        if input_ids is None:
+            raise ValueError("input_ids are required")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         encoder_inputs = {"input_ids": input_ids, "attention_mask": encoder_mask(self.encoder,
@@ -121,7 +126,7 @@ def drop_encoder_pooler(encoder: nn.Module) -> nn.Module | None:
     """Detach the encoder's own pooler (if any): the head has its own; returns the old one."""
     old = getattr(encoder, "pooler", None)
     if old is not None:
-        encoder.pooler = None
+        encoder.register_module("pooler", None)
     return old
 
 
@@ -130,7 +135,7 @@ def build_model(
     pooling: str,
     label_names: list[str],
     dropout: float = 0.1,
-    encoder: nn.Module | None = None,
+    encoder: PreTrainedModel | None = None,
 ) -> PoolbertForSequenceClassification:
     """A fresh head on a pretrained encoder loaded in float32 (mixed precision is autocast's job).
 
@@ -152,7 +157,7 @@ def build_model(
     )
     model = PoolbertForSequenceClassification(config, encoder=encoder)
     dense = getattr(checkpoint_pooler, "dense", None)
-    if pooling == "cls" and isinstance(dense, nn.Linear):
+    if isinstance(model.pooler, ClsPooler) and isinstance(dense, nn.Linear):
         model.pooler.dense.load_state_dict(dense.state_dict())
     return model.float()
 

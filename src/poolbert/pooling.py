@@ -164,6 +164,6 @@ def make_pooler(name: str, hidden_size: int, num_layers: int | None = None) -> P
     """Build a pooler by registry name; `num_layers` counts the embedding output as a layer."""
     check_pooling(name)
     cls = POOLERS[name]
-    if cls.uses_all_layers:
+    if issubclass(cls, WeightedLayersPooler):
         return cls(hidden_size, num_layers=num_layers or 13)
     return cls(hidden_size)

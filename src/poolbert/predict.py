@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from transformers import PreTrainedModel
 
 from .config import DataConfig
-from .data import GLUE_TASKS, TaskSpec, TextSplit, encode, load_data, texts_of
+from .data import GLUE_TASKS, TaskSpec, TextSplit, encode, load_data, task_spec, texts_of
 from .device import resolve_device, resolve_precision
 from .errors import PoolbertError
-from .evaluate import predict_probs
+from .evaluate import Scoring, predict_probs
 from .export.sources import Source, TrainingInfo, label_names, load_classifier, resolve_source, training_info
 from .files import atomic_open
 from .tables import check_output_file, check_readable, check_writable, open_table, read_chunks
@@ -38,7 +39,7 @@ SPLIT_CHUNK = 1024  # rows scored between progress updates for a GLUE split
 class Predictor:
     """A loaded classifier plus what it needs to score texts in batches."""
 
-    model: torch.nn.Module
+    model: PreTrainedModel
     tokenizer: Any
     labels: list[str]
     max_length: int
@@ -62,9 +63,9 @@ class Predictor:
         labels = np.full(len(texts_a), -1, dtype=np.int64)
         split = TextSplit("predict", texts_a, texts_b, labels, np.arange(len(texts_a)))
         enc = encode(self.tokenizer, split, self.max_length)
-        precision = resolve_precision("auto", self.device)
-        probs, _, _ = predict_probs(self.model, enc, self.batch_size, self.device, precision,
-                                    self.tokenizer.pad_token_id or 0)
+        how = Scoring(self.device, resolve_precision("auto", self.device),
+                      self.tokenizer.pad_token_id or 0, self.batch_size)
+        probs, _, _ = predict_probs(self.model, enc, how)
         return probs
 
     def frame(self, probs: np.ndarray) -> pd.DataFrame:
@@ -75,35 +76,43 @@ class Predictor:
         return out
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to predict, whatever the input: `poolbert predict`'s shared flags."""
+
+    text_columns: list[str] | None = None  # None: the training run's, else the task's
+    batch_size: int = 64
+    max_length: int | None = None  # None: the training run's, else 128
+    device: str = "auto"
+    head: str = "best"  # for a study directory
+    overwrite: bool = False
+    quiet: bool = False
+
+
 def predict_file(
     model: str | os.PathLike,
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
-    text_columns: list[str] | None = None,
-    batch_size: int = 64,
-    max_length: int | None = None,
-    device: str = "auto",
-    head: str = "best",
-    overwrite: bool = False,
-    quiet: bool = False,
+    options: PredictOptions = PredictOptions(),
     chunk_size: int = 4096,
 ) -> int:
     """Predict every row of a table file into a csv/tsv/jsonl file; returns the number of rows."""
+    o = options
     input_path, output_path = Path(input_path), Path(output_path)
     check_readable(input_path)  # before the model is read; read_chunks checks again, lazily
     if output_path.resolve() == input_path.resolve():
         raise PoolbertError(f"{output_path}: output would overwrite the input")
-    check_writable(output_path, overwrite)
-    source = resolve_source(model, head)
+    check_writable(output_path, o.overwrite)
+    source = resolve_source(model, o.head)
     chunks = read_chunks(input_path, chunk_size)
     first = next(chunks, None)  # columns are checked before the model is loaded
     if first is None or len(first) == 0:
         raise PoolbertError(f"{input_path}: no rows")
-    columns = _file_text_columns(text_columns, training_info(source), first, input_path)
+    columns = _file_text_columns(o.text_columns, training_info(source), first, input_path)
     id_column = next((c for c in PASSED_ID_COLUMNS if c in first.columns), None)
-    predictor = Predictor.load(source, max_length, batch_size, device)
+    predictor = Predictor.load(source, o.max_length, o.batch_size, o.device)
     rows = 0
-    with open_table(output_path) as write, _progress(quiet) as bar:
+    with open_table(output_path) as write, _progress(o.quiet) as bar:
         for chunk in itertools.chain([first], chunks):
             texts = [texts_of(chunk[c], c, str(input_path), rows) for c in columns]
             out = predictor.frame(predictor.probs(texts[0], texts[1] if len(texts) > 1 else None))
@@ -122,9 +131,9 @@ def _file_text_columns(given: list[str] | None, info: TrainingInfo, chunk: pd.Da
     if not columns and info.task in GLUE_TASKS:
         columns = GLUE_TASKS[info.task].text_columns
     if not columns:
-        present = set(chunk.columns)
-        columns = (["text"] if "text" in present else
-                   ["sentence1", "sentence2"] if {"sentence1", "sentence2"} <= present else None)
+        found = set(chunk.columns)
+        columns = (["text"] if "text" in found else
+                   ["sentence1", "sentence2"] if {"sentence1", "sentence2"} <= found else None)
     present = ", ".join(map(str, chunk.columns))
     if not columns:
         raise PoolbertError(f"{path}: no text column found (columns present: {present}); "
@@ -145,28 +154,24 @@ def predict_split(
     output_path: str | os.PathLike | None = None,
     glue_submission: str | os.PathLike | None = None,
     data_dir: str | None = None,
-    text_columns: list[str] | None = None,
-    batch_size: int = 64,
-    max_length: int | None = None,
-    device: str = "auto",
-    head: str = "best",
-    overwrite: bool = False,
-    quiet: bool = False,
+    options: PredictOptions = PredictOptions(),
 ) -> int:
     """Predict a split of a GLUE task; writes predictions and/or a GLUE server submission file."""
-    spec = _check_split_outputs(task, split, output_path, glue_submission, overwrite)
-    source = resolve_source(model, head)
+    o = options
+    spec = _check_split_outputs(task, split, output_path, glue_submission, o.overwrite)
+    source = resolve_source(model, o.head)
     info = training_info(source)
+    text_columns = o.text_columns
     if text_columns is None and info.task == spec.name and info.text_columns:
         text_columns = list(info.text_columns)  # the columns the model was trained on
     data = load_data(DataConfig(task=spec.name, data_dir=data_dir, text_columns=text_columns))
     rows = {"train": data.train, "validation": data.validation, "test": data.test}[split]
     if rows is None:
         raise PoolbertError(f"no {split} split for {spec.name} in {data.source}")
-    predictor = Predictor.load(source, max_length, batch_size, device)
+    predictor = Predictor.load(source, o.max_length, o.batch_size, o.device)
     if glue_submission is not None:
         _check_submission_labels(predictor.labels, spec.name)
-    out = predictor.frame(_probs_with_progress(predictor, rows, quiet))
+    out = predictor.frame(_probs_with_progress(predictor, rows, o.quiet))
     out.insert(0, "idx", rows.ids)
     if (rows.labels >= 0).any():
         out.insert(1, "label", [data.label_names[i] if i >= 0 else "" for i in rows.labels])
@@ -183,9 +188,9 @@ def _check_split_outputs(task: str, split: str, output_path: str | os.PathLike |
     """The task's spec, once the requested outputs are known to be writable (before any work)."""
     if output_path is None and glue_submission is None:
         raise PoolbertError("nothing to write: give --output and/or --glue-submission")
-    spec = GLUE_TASKS.get((task or "").lower())
+    spec = task_spec(task)
     if spec is None:
-        raise PoolbertError(f"unknown task {task!r}; known tasks: {', '.join(sorted(GLUE_TASKS))}")
+        raise PoolbertError("--task: give a GLUE task to predict a split of")
     if glue_submission is not None and split != "test":
         raise PoolbertError("--glue-submission needs --split test (the server scores test only)")
     if output_path is not None:

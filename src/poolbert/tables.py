@@ -80,10 +80,9 @@ def read_chunks(path: str | os.PathLike, chunk_size: int | None) -> Iterator[pd.
 def _delimited(path: Path, chunk_size: int | None, tsv: bool) -> Iterator[pd.DataFrame]:
     """csv (quoted fields may hold commas, quotes and newlines) or tsv (GLUE's: never quoted,
     so sentences keep unbalanced quotes); every row must have the header's number of fields."""
-    quoting = csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
     with path.open(encoding="utf-8-sig", errors="strict", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t" if tsv else ",", quoting=quoting,
-                            strict=not tsv)
+        reader = (csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
+                  else csv.reader(handle, quoting=csv.QUOTE_MINIMAL, strict=True))
         header = next((row for row in reader if row), None)
         if header is None:
             raise PoolbertError(f"{path}: file is empty")
@@ -132,10 +131,10 @@ def _json(path: Path, chunk_size: int | None) -> Iterator[pd.DataFrame]:
     with path.open(encoding="utf-8", errors="strict") as handle:
         if path.suffix.lower() == ".json" and handle.read(64).lstrip().startswith("["):
             handle.seek(0)
-            records = json.load(handle)
-            for i, record in enumerate(records, start=1):
-                _check_record(record, path, f"item {i}")
-            yield pd.DataFrame.from_records(records)
+            items = json.load(handle)
+            for i, item in enumerate(items, start=1):
+                _check_record(item, path, f"item {i}")
+            yield pd.DataFrame.from_records(items)
             return
         handle.seek(0)
         records: list[dict[str, Any]] = []

@@ -31,7 +31,7 @@ from .device import (
     resolve_precision,
 )
 from .errors import PoolbertError
-from .evaluate import Scores, evaluate
+from .evaluate import Scores, Scoring, evaluate
 from .files import library_versions, write_json, write_jsonl
 from .layout import RunDir, write_predictions
 from .model import PoolbertForSequenceClassification, build_model
@@ -114,7 +114,8 @@ class TrainResult:
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused: bool):
     """AdamW; no weight decay on biases and LayerNorm weights (as BERT was trained)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -199,8 +200,8 @@ def train(
             epoch_time = time.perf_counter() - start
             train_time += epoch_time
 
-            scores = evaluate(model, val_enc, t.eval_batch_size, device, precision, pad_id,
-                              t.attention)
+            scores = evaluate(model, val_enc, Scoring(device, precision, pad_id,
+                                                      t.eval_batch_size, t.attention))
             epoch_metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
             history.append({"type": "eval", "epoch": epoch, "step": step, **epoch_metrics,
                             "train_runtime": epoch_time,
@@ -219,6 +220,7 @@ def train(
             if on_epoch is not None:
                 on_epoch(epoch, scores.metrics)  # may raise to stop the run (a pruned trial)
 
+    assert best is not None  # validate() asks for one epoch or more
     _, best_epoch, best_state, best_scores = best
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
     from ..device import resolve_device, resolve_precision
-    from ..evaluate import evaluate
+    from ..evaluate import Scoring, evaluate
     from ..export import load_classifier
     from ..files import read_json
     from .common import run_settings_given
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     enc = TokenCache(tokenizer).get(split, config.train.max_length)
     device = resolve_device(args.device)
-    scores = evaluate(model.to(device), enc, args.batch_size, device,
-                      resolve_precision("auto", device), tokenizer.pad_token_id or 0)
+    scores = evaluate(model.to(device), enc, Scoring(
+        device, resolve_precision("auto", device), tokenizer.pad_token_id or 0, args.batch_size))
     text = json.dumps(scores.metrics, indent=2)
     print(text)
     if args.output:

@@ -57,7 +57,8 @@ def settings_of(cls: type) -> list[Setting]:
     for f in dataclasses.fields(cls):
         if "help" not in f.metadata:
             continue
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else f.default)
         out.append(Setting(f.name, value_type(cls, f.name), default, f.metadata["help"],
                            f.metadata.get("choices"), f.metadata.get("shown"),
                            f.metadata.get("flag")))
@@ -117,11 +118,15 @@ def readme_tables() -> dict[str, str]:
             for name, names in README_TABLES.items()}
 
 
+def _keeping_markers(table: str) -> Any:
+    return lambda match: match[1] + table + match[2]
+
+
 def rewrite_readme(text: str) -> str:
     """`text` with every option table replaced by the one the declarations make."""
     for name, table in readme_tables().items():
         pattern = re.compile(rf"(<!-- options: {name} -->\n).*?(<!-- /options -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README has no '<!-- options: {name} -->' block")
-        text = pattern.sub(lambda m, t=table: m[1] + t + m[2], text)
+        text = pattern.sub(_keeping_markers(table), text)
     return text

@@ -45,12 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import predict_file, predict_split
+    from ..predict import PredictOptions, predict_file, predict_split
 
     quiet_libraries(args.quiet)
     columns = comma_list(args.text_columns) or None  # "" means none given, as no flag
-    common = dict(text_columns=columns, batch_size=args.batch_size, max_length=args.max_length,
-                  device=args.device, head=args.head, overwrite=args.overwrite, quiet=args.quiet)
+    options = PredictOptions(columns, args.batch_size, args.max_length, args.device, args.head,
+                             args.overwrite, args.quiet)
     if args.input and args.task:
         raise PoolbertError("give either --input or --task, not both")
     if args.input:
@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
             raise PoolbertError("--input needs --output")
         if args.glue_submission:
             raise PoolbertError("--glue-submission needs --task (not --input)")
-        rows = predict_file(args.model, args.input, args.output, **common)
+        rows = predict_file(args.model, args.input, args.output, options)
         print(f"wrote {rows} predictions to {args.output}")
         return 0
     if not args.task:
         raise PoolbertError("nothing to predict: give --input FILE or --task TASK --split SPLIT")
     rows = predict_split(args.model, args.task, args.split, args.output, args.glue_submission,
-                         data_dir=args.data_dir, **common)
+                         args.data_dir, options)
     written = " and ".join(p for p in (args.output, args.glue_submission) if p)
     print(f"wrote {rows} {args.task} {args.split} predictions to {written}")
     return 0

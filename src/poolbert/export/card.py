@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+from transformers import PreTrainedModel
 
 from .. import DEFAULT_MODEL
 from ..data import GLUE_TASKS, HUB_DATASET
@@ -29,7 +29,7 @@ HUB_IDS = {DEFAULT_MODEL: "sentence-transformers/all-MiniLM-L6-v2"}  # embedded 
 MACHINE_SETTINGS = ("device", "compile")
 
 
-def build_card(src: Source, model: torch.nn.Module, info: TrainingInfo, plain_bert: bool,
+def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_bert: bool,
                license: str, repo_id: str | None, has_curve: bool) -> ModelCard:
     """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -103,12 +103,13 @@ def _eval_results(src: Source, task: str | None) -> list:
     values = {"accuracy": metrics.get("eval_accuracy"), "f1": metrics.get("eval_f1")}
     if _selected_on_holdout(src):
         values = _dev_scores(src)  # the run's own metrics are on the tuning holdout
-    dataset = (dict(dataset_type=HUB_DATASET, dataset_name=f"GLUE {task.upper()}",
-                    dataset_config=task) if task else
-               dict(dataset_type="custom", dataset_name="custom data"))
+    dataset: dict[str, Any] = (
+        {"dataset_type": HUB_DATASET, "dataset_name": f"GLUE {task.upper()}",
+         "dataset_config": task} if task else
+        {"dataset_type": "custom", "dataset_name": "custom data"})
     return [
         EvalResult(task_type="text-classification", task_name="Text Classification",
-                   dataset_split=split, metric_type=metric, metric_value=float(value),
+                   dataset_split=split, metric_type=metric, metric_value=float(value or 0.0),
                    metric_name="Accuracy" if metric == "accuracy" else "Macro F1", **dataset)
         for metric, value in values.items() if is_number(value)
     ]
@@ -124,7 +125,7 @@ def _dev_scores(src: Source) -> dict[str, float | None]:
 
     accuracy = src.summary().get("heads", {}).get(src.head, {}).get("dev_accuracy_best")
     unknown = {"accuracy": accuracy, "f1": None}
-    if src.study is None:
+    if src.study is None or src.head is None:
         return unknown
     path = src.study.head(src.head).dev_predictions
     if not path.is_file():

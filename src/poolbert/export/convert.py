@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 
 from ..errors import PoolbertError
 from ..files import atomic_dir, check_output_dir
@@ -79,12 +80,12 @@ def _drop_local_paths(config: Any) -> None:
         config.base_model_name_or_path = public_model_name(base) or ""
 
 
-def is_plain_bert(model: torch.nn.Module) -> bool:
+def is_plain_bert(model: PreTrainedModel) -> bool:
     """`cls` on a BERT encoder is exactly BertForSequenceClassification: no remote code needed."""
     return model.config.pooling == "cls" and model.config.encoder_config.get("model_type") == "bert"
 
 
-def to_bert_classifier(model: torch.nn.Module) -> torch.nn.Module:
+def to_bert_classifier(model: PreTrainedModel) -> PreTrainedModel:
     """The same weights as a stock BertForSequenceClassification (encoder.* -> bert.*)."""
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -112,7 +113,7 @@ def _bert_key(key: str) -> str:
     return key  # classifier.*; anything else shows up as unexpected
 
 
-def with_remote_code(model: torch.nn.Module, folder: Path) -> torch.nn.Module:
+def with_remote_code(model: PreTrainedModel, folder: Path) -> PreTrainedModel:
     """Copy model.py and pooling.py next to the weights and point the config's auto_map at them."""
     for exported, source in REMOTE_CODE.items():
         shutil.copyfile(POOLBERT_DIR / source, folder / exported)
@@ -120,7 +121,7 @@ def with_remote_code(model: torch.nn.Module, folder: Path) -> torch.nn.Module:
     return model
 
 
-def verify_export(folder: Path, saved: torch.nn.Module, tokenizer: Any, remote_code: bool) -> None:
+def verify_export(folder: Path, saved: PreTrainedModel, tokenizer: Any, remote_code: bool) -> None:
     """Reload `folder` as a user would and demand the very same weights and logits."""
     from transformers import AutoModelForSequenceClassification
 
@@ -148,7 +149,7 @@ def verify_export(folder: Path, saved: torch.nn.Module, tokenizer: Any, remote_c
 
 
 @torch.no_grad()
-def _logit_gap(a: torch.nn.Module, b: torch.nn.Module, tokenizer: Any) -> float:
+def _logit_gap(a: PreTrainedModel, b: PreTrainedModel, tokenizer: Any) -> float:
     """The largest logit difference on two fixed pairs, `a` evaluated in eval mode."""
     inputs = tokenizer(["A man is playing a guitar on stage.", "Nothing."],
                        ["Someone makes music.", "A very long second text, padded or not."],

@@ -60,7 +60,7 @@ def _list_files(files: list[tuple[str, int]], title: str, echo: Callable[[str], 
     echo(f"  {human_size(sum(s for _, s in files)):>10}  total")
 
 
-def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str | None,
+def _upload(folder: Path, repo_id: str, token: str | None, private: bool, revision: str | None,
             commit_message: str | None) -> str:
     """create_repo + upload_folder; every failure is one line naming the repo, token redacted."""
     from huggingface_hub import HfApi

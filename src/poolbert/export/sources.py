@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 
 from .. import __version__
 from ..errors import PoolbertError
@@ -148,7 +149,7 @@ def write_export_info(folder: Path, info: TrainingInfo, head: str, labels: list[
     })
 
 
-def load_classifier(model_dir: str | os.PathLike) -> tuple[torch.nn.Module, Any]:
+def load_classifier(model_dir: str | os.PathLike) -> tuple[PreTrainedModel, Any]:
     """(model in eval mode, tokenizer) from a poolbert model folder or an exported one.
 
     Exported poolbert heads load with poolbert's own classes, never the folder's code; the
@@ -170,7 +171,7 @@ def load_classifier(model_dir: str | os.PathLike) -> tuple[torch.nn.Module, Any]
         raise PoolbertError(f"cannot load the model in {model_dir}: {first_line(exc)}") from None
 
 
-def label_names(model: torch.nn.Module) -> list[str]:
+def label_names(model: PreTrainedModel) -> list[str]:
     """The class names in class-index order."""
     id2label = model.config.id2label
     return [id2label[i] for i in range(len(id2label))]

@@ -37,6 +37,13 @@ class TrialRecord:
     intermediate: dict[int, float] = field(default_factory=dict)
     fail_reason: str = ""
 
+    @property
+    def objective(self) -> float:
+        """The value, for a trial known to have one (as `HeadData.scored()` returns)."""
+        if self.value is None:
+            raise ValueError(f"trial {self.number} has no objective value")
+        return self.value
+
 
 @dataclass
 class HeadData:
@@ -58,11 +65,11 @@ class HeadData:
         return [t for t in self.by_state("COMPLETE") if t.value is not None]
 
     def best_trial(self) -> TrialRecord | None:
-        done = self.by_state("COMPLETE")
+        done = self.scored()
         if not done:
             return None
         pick = max if self.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value)
+        return pick(done, key=lambda t: t.objective)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import RunConfig
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
-from ..evaluate import evaluate
+from ..evaluate import Scoring, evaluate
 from ..files import atomic_dir
 from ..layout import HeadDir, Predictions, RunDir, write_predictions
 from ..model import load_model
@@ -82,8 +82,8 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
     device = resolve_device(config.train.device)
     precision = resolve_precision(config.train.precision, device)
     scores = evaluate(model.to(device), resources.cache.get(dev, config.train.max_length),
-                      config.train.eval_batch_size, device, precision,
-                      resources.tokenizer.pad_token_id or 0)
+                      Scoring(device, precision, resources.tokenizer.pad_token_id or 0,
+                              config.train.eval_batch_size, config.train.attention))
     write_predictions(head.dev_predictions, dev.ids, dev.labels, scores.preds, scores.probs,
                       resources.data.label_names)
     outcome.dev_accuracy_best = float(scores.metrics["eval_accuracy"])
@@ -94,17 +94,18 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
               train_fn: TrainFn = train) -> int:
     """Re-train the best settings with seeds 1..K on all of train; finished seeds are reused.
     Returns how many were trained now."""
-    if outcome.best is None or tc.final_seeds == 0:
+    best = outcome.best
+    if best is None or tc.final_seeds == 0:
         return 0
     head = tc.dir.head(outcome.head)
     seeds = list(range(1, tc.final_seeds + 1))
     _remove_other_seeds(head, seeds)
     selection = "last" if tc.select_on == "holdout" else "best"
-    missing = [seed for seed in seeds if not _is_current(head.seed(seed), outcome.best, seed)]
+    missing = [seed for seed in seeds if not _is_current(head.seed(seed), best, seed)]
     for seed in missing:
-        config = _seed_config(tc, outcome, seed, selection)
+        config = _seed_config(tc, outcome.head, best, seed, selection)
         result = train_fn(config, resources, quiet=tc.quiet, epoch_selection=selection)
-        _save_seed(tc, outcome, resources, seed, selection, result)
+        _save_seed(tc, outcome.head, best, resources, seed, selection, result)
     for seed in seeds:
         run = head.seed(seed)
         found = dev_predictions(run, resources.data.validation.ids)
@@ -113,22 +114,23 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     return len(missing)
 
 
-def _seed_config(tc: TuneConfig, outcome: HeadOutcome, seed: int, selection: str) -> RunConfig:
-    config = trial_config(tc.run, outcome.head, outcome.best.params)
+def _seed_config(tc: TuneConfig, head: str, best: FrozenTrial, seed: int,
+                 selection: str) -> RunConfig:
+    config = trial_config(tc.run, head, best.params)
     config.train.seed = seed
-    print(f"[{outcome.head}] final run with seed {seed} (trial {outcome.best.number}'s settings, "
+    print(f"[{head}] final run with seed {seed} (trial {best.number}'s settings, "
           f"{selection} epoch)", flush=True)
     return config
 
 
-def _save_seed(tc: TuneConfig, outcome: HeadOutcome, resources: Resources, seed: int,
+def _save_seed(tc: TuneConfig, head: str, best: FrozenTrial, resources: Resources, seed: int,
                selection: str, result: TrainResult) -> None:
-    config = trial_config(tc.run, outcome.head, outcome.best.params)
+    config = trial_config(tc.run, head, best.params)
     config.train.seed = seed
     record = run_record(config, resources, tc.to_dict()["command"])
-    record["tune"] = {"head": outcome.head, "trial_number": outcome.best.number,
-                      "params": outcome.best.params, "seed": seed, "epoch_selection": selection}
-    with atomic_dir(tc.dir.head(outcome.head).seed(seed).path, overwrite=True) as tmp:
+    record["tune"] = {"head": head, "trial_number": best.number, "params": best.params,
+                      "seed": seed, "epoch_selection": selection}
+    with atomic_dir(tc.dir.head(head).seed(seed).path, overwrite=True) as tmp:
         save_run(result, record, resources, tmp, save_model=False)
 
 
@@ -148,7 +150,8 @@ def _remove_other_seeds(head: HeadDir, seeds: list[int]) -> None:
             shutil.rmtree(run.path, ignore_errors=True)
 
 
-def collect(tc: TuneConfig, storage: object, head: str, n_requested: int) -> HeadOutcome:
+def collect(tc: TuneConfig, storage: optuna.storages.BaseStorage, head: str,
+            n_requested: int) -> HeadOutcome:
     from .storage import study_name
 
     study = optuna.load_study(study_name=study_name(tc, head), storage=storage)

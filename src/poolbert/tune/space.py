@@ -101,7 +101,7 @@ class HeadSpace:
             return fixed
         if param.type == "categorical":
             return int(max(param.choices))
-        return int(param.high)
+        return int(param.high or fixed)
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def _categorical(name: str, spec: dict, source: str, where: str) -> Param:
     choices = spec.get("choices")
     if not isinstance(choices, list) or not choices:
         raise PoolbertError(f"{source}: {where}.choices: empty; give at least one value")
-    owner = SECTIONS[section_of(name)]
+    owner = SECTIONS[section_of(name) or ""]  # _param checked that the setting exists
     for value in choices:
         if value is not None and not isinstance(value, bool | int | float | str):
             raise PoolbertError(f"{source}: {where}.choices: {value!r} is not a number, string "
@@ -217,7 +217,7 @@ def _categorical(name: str, spec: dict, source: str, where: str) -> Param:
 
 
 def _ranged(name: str, kind: str, spec: dict, source: str, where: str) -> Param:
-    current = value_type(SECTIONS[section_of(name)], name)
+    current = value_type(SECTIONS[section_of(name) or ""], name)  # checked by _param
     if current not in (int, float):
         raise PoolbertError(f"{source}: {where}: {name} is not a numeric setting; use "
                             "type categorical")

@@ -28,8 +28,8 @@ def seed_summary(values: Sequence[float], confidence: float = 0.95) -> dict:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 
-def majority_correct(correct_per_seed: Sequence[Sequence[bool]],
-                     tie_break: Sequence[bool] | None = None) -> np.ndarray:
+def majority_correct(correct_per_seed: Sequence[np.ndarray],
+                     tie_break: np.ndarray | None = None) -> np.ndarray:
     """Per example: right in more than half of the seed runs. A tie (even K) takes `tie_break`
     (e.g. whether the seed-averaged probabilities pick the true label), else counts as wrong."""
     matrix = np.asarray(correct_per_seed, dtype=bool)  # (K, N)

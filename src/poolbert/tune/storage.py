@@ -29,7 +29,7 @@ from .settings import TuneConfig
 try:  # POSIX; elsewhere workers of one machine do without the budget lock
     import fcntl
 except ImportError:  # pragma: no cover
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # FileLock then locks nothing
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 WORKER_ATTR = "worker"  # "host:pid" of the process running the trial

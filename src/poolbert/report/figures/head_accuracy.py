@@ -56,7 +56,7 @@ def plot_head_accuracy(info: HeadAccuracyInfo, path: Path) -> Path:
         if head.seeds:
             ax.plot(x + rng.uniform(-0.12, 0.12, len(head.seeds)), head.seeds, "o", color="grey",
                     alpha=0.6, ms=5, label=once(drawn, "one seed re-training"))
-        if head.mean is not None:
+        if head.mean is not None and head.interval is not None:
             lo, hi = head.interval
             ax.errorbar(x, head.mean, yerr=[[head.mean - lo], [hi - head.mean]], fmt="o",
                         color="k", capsize=6, ms=8, lw=2,

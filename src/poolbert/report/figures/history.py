@@ -33,10 +33,10 @@ def get_history_info(head: HeadData, label: str) -> HistoryInfo:
     numbers = [t.number for t in head.trials]
     return HistoryInfo(
         title=f"Optimisation history: {head.name} ({head.direction})", ylabel=axis_label(label),
-        complete=[(t.number, t.value) for t in done],
-        pruned=[(t.number, t.value) for t in pruned],
+        complete=[(t.number, t.objective) for t in done],
+        pruned=[(t.number, t.objective) for t in pruned],
         failed=[t.number for t in head.by_state("FAIL")],
-        best_so_far=pick.accumulate([t.value for t in done]).tolist() if done else [],
+        best_so_far=pick.accumulate([t.objective for t in done]).tolist() if done else [],
         xlim=(min(numbers) - 0.5, max(numbers) + 0.5),
     )
 

@@ -43,7 +43,8 @@ def param_importances(head: HeadData) -> tuple[dict[str, float], str]:
     if len({t.value for t in done}) < 2:
         raise FigureSkipped("Hyperparameter importances need the objective to vary; all "
                             f"{len(done)} complete trials have the same value.")
-    study = optuna.create_study(direction=head.direction)
+    study = optuna.create_study(
+        direction=optuna.study.StudyDirection[head.direction.upper()])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.add_trials([optuna.trial.create_trial(

@@ -58,7 +58,7 @@ def plot_loss_curve(history: list[dict], path: Path, title: str = "") -> Path:
     acc_ax.set_ylabel("validation accuracy (fraction correct)")
     acc_ax.set_ylim(0, 1)
     handles = ax.get_legend_handles_labels()[0] + acc_ax.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=8)
+    ax.legend(handles, [str(h.get_label()) for h in handles], loc="upper right", fontsize=8)
     ax.set_title(info.title)
     ax.grid(alpha=0.3)
     return save(fig, path)

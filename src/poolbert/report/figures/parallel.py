@@ -33,7 +33,7 @@ def get_parallel_info(head: HeadData, label: str) -> ParallelInfo:
                             f"hyperparameters; this head has {len(done)} complete trial(s).")
     dists = {p: done[0].distributions.get(p) for p in names}
     columns = [[_scaled(dists[p], t.params[p]) for t in done] for p in names]
-    columns.append([t.value for t in done])
+    columns.append([t.objective for t in done])
     labels = names + [label]
     norm = [_normalise(col) for col in columns]
     best = head.best_trial()
@@ -41,7 +41,7 @@ def get_parallel_info(head: HeadData, label: str) -> ParallelInfo:
         title=f"Parallel coordinates: {head.name} ({len(done)} complete trials; colour = "
               "objective)", labels=labels,
         lines=[[col[i] for col in norm] for i in range(len(done))],
-        colours=_normalise([t.value for t in done]), numbers=[t.number for t in done],
+        colours=_normalise([t.objective for t in done]), numbers=[t.number for t in done],
         best=best.number if best is not None else None,
         ticks=[_axis_ticks(dists.get(name), col) for name, col in zip(labels, columns, strict=True)])
 

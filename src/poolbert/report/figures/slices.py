@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator, NullFormatter
@@ -47,14 +48,14 @@ def get_slices_info(head: HeadData, label: str) -> SlicesInfo:
 
 def _panel(name: str, done: list[TrialRecord], best: TrialRecord | None) -> SlicePanel:
     with_param = [t for t in done if name in t.params]
-    dist = with_param[0].distributions.get(name)
+    dist: Any = with_param[0].distributions.get(name)
     constant = len({repr(t.params[name]) for t in with_param}) == 1
     return SlicePanel(
         xlabel=name + (" (log scale)" if is_log(dist) else "")
         + (" (constant in these trials)" if constant else ""),
         xs=[axis_position(dist, t.params[name]) for t in with_param],
-        ys=[t.value for t in with_param], numbers=[t.number for t in with_param],
-        best=(axis_position(dist, best.params[name]), best.value, best.number)
+        ys=[t.objective for t in with_param], numbers=[t.number for t in with_param],
+        best=(axis_position(dist, best.params[name]), best.objective, best.number)
         if best is not None and name in best.params else None,
         choices=[str(c) for c in dist.choices] if is_categorical(dist) else None,
         log=is_log(dist))
@@ -85,8 +86,9 @@ def plot_slices(info: SlicesInfo, path: Path) -> Path:
     for ax in list(axes.flat)[len(info.panels):]:
         ax.axis("off")
     fig.suptitle(info.title)
-    bar = fig.colorbar(scatter, ax=axes.ravel().tolist(), label="trial number", shrink=0.8)
-    bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if scatter is not None:
+        bar = fig.colorbar(scatter, ax=axes.ravel().tolist(), label="trial number", shrink=0.8)
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.savefig(path)  # constrained layout: no tight_layout
     plt.close(fig)
     return path
