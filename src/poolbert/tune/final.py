@@ -21,7 +21,8 @@ from ..evaluate import Scoring, evaluate
 from ..files import atomic_dir
 from ..layout import HeadDir, Predictions, RunDir, write_predictions
 from ..model import load_model
-from ..train import Resources, TrainResult, run_record, save_run, train
+from ..pack import train_together
+from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
 from .objective import TrainFn, trial_config
 from .settings import TuneConfig
 
@@ -91,9 +92,9 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
 
 
 def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
-              train_fn: TrainFn = train) -> int:
-    """Re-train the best settings with seeds 1..K on all of train; finished seeds are reused.
-    Returns how many were trained now."""
+              train_fn: TrainFn = train, pack: int = 1) -> int:
+    """Re-train the best settings with seeds 1..K on all of train (`pack` at a time, as packed
+    trials); finished seeds are reused. Returns how many were trained now."""
     best = outcome.best
     if best is None or tc.final_seeds == 0:
         return 0
@@ -102,10 +103,12 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     _remove_other_seeds(head, seeds)
     selection = "last" if tc.select_on == "holdout" else "best"
     missing = [seed for seed in seeds if not _is_current(head.seed(seed), best, seed)]
-    for seed in missing:
-        config = _seed_config(tc, outcome.head, best, seed, selection)
-        result = train_fn(config, resources, quiet=tc.quiet, epoch_selection=selection)
-        _save_seed(tc, outcome.head, best, resources, seed, selection, result)
+    for start in range(0, len(missing), pack):
+        chunk = missing[start:start + pack]
+        configs = [_seed_config(tc, outcome.head, best, seed, selection) for seed in chunk]
+        for seed, result in zip(chunk, _train(configs, resources, train_fn, selection, tc.quiet),
+                                strict=True):
+            _save_seed(tc, outcome.head, best, resources, seed, selection, result)
     for seed in seeds:
         run = head.seed(seed)
         found = dev_predictions(run, resources.data.validation.ids)
@@ -121,6 +124,18 @@ def _seed_config(tc: TuneConfig, head: str, best: FrozenTrial, seed: int,
     print(f"[{head}] final run with seed {seed} (trial {best.number}'s settings, "
           f"{selection} epoch)", flush=True)
     return config
+
+
+def _train(configs: list[RunConfig], resources: Resources, train_fn: TrainFn, selection: str,
+           quiet: bool) -> list[TrainResult]:
+    """The runs one by one, or (several) as one pack."""
+    if len(configs) == 1:
+        return [train_fn(configs[0], resources, quiet=quiet, epoch_selection=selection)]
+    results = train_together(configs, resources, selection)
+    for result in results:
+        if isinstance(result, str):  # as train() raises for a run alone
+            raise NonFiniteLoss(result)
+    return [r for r in results if not isinstance(r, str)]
 
 
 def _save_seed(tc: TuneConfig, head: str, best: FrozenTrial, resources: Resources, seed: int,

@@ -77,6 +77,10 @@ class TuneConfig:
         shown="1 on CPU; on CUDA, one per visible GPU times --trials-per-gpu")
     trials_per_gpu: int = setting(
         1, "CUDA: trials run at once on each GPU, one worker process each")
+    pack: int | None = setting(
+        None, "trials each worker trains together as one packed model: K trials' forward and "
+        "backward in one pass (poolbert.pack)",
+        shown="on CUDA by model size: 8 under 50M parameters, 4 under 150M, else 2; 1 on CPU")
     timeout: float | None = setting(
         None, "seconds after which no new trial starts (running trials finish)", shown="none")
     max_retry: int = setting(2, "re-runs of a trial whose worker died")
@@ -115,6 +119,7 @@ class TuneConfig:
             (self.n_trials is None or self.n_trials > 0, "--n-trials must be positive"),
             (self.n_workers is None or self.n_workers >= 1, "--n-workers must be at least 1"),
             (self.trials_per_gpu >= 1, "--trials-per-gpu must be at least 1"),
+            (self.pack is None or self.pack >= 1, "--pack must be at least 1"),
             (self.timeout is None or self.timeout > 0, "--timeout must be positive"),
             (self.max_retry >= 0, "--max-retry must be 0 or more"),
         ]

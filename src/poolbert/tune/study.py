@@ -23,6 +23,7 @@ from ..layout import STUDY_STARTING
 from ..train import Resources, train
 from . import final, summary
 from .objective import TrainFn
+from .pack_worker import pack_size
 from .settings import TuneConfig
 from .space import SearchSpace, load_space
 from .storage import open_storage, open_study, storage_description
@@ -64,16 +65,18 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
         outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
                     for h in tc.heads]
         seeds_trained = 0
+        pack = pack_size(tc, resources)
         for outcome in outcomes:
             final.score_best_on_dev(tc, outcome, resources)
-            seeds_trained += final.run_seeds(tc, outcome, resources, train_fn)
+            seeds_trained += final.run_seeds(tc, outcome, resources, train_fn, pack)
     wall = time.time() - start
     previous = tc.dir.read_summary().get("wall_time_s")
     if previous is not None and not seeds_trained and finished_trials(tc, storage) == \
             finished_before:
         wall = previous  # a rerun that trained nothing: the study took what it took before
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
-                                   data_sizes(tc, resources), wall, budget(tc, space, len(gpus)))
+                                   data_sizes(tc, resources), wall,
+                                   budget(tc, space, len(gpus), pack))
     write_json(tc.dir.summary_json, result)
     write_text(tc.dir.summary_md, summary.summary_markdown(result))
     return result
@@ -211,7 +214,7 @@ def data_sizes(tc: TuneConfig, resources: Resources) -> dict[str, int]:
             else 0}
 
 
-def budget(tc: TuneConfig, space: SearchSpace, n_workers: int) -> dict[str, Any]:
+def budget(tc: TuneConfig, space: SearchSpace, n_workers: int, pack: int) -> dict[str, Any]:
     return {
         "n_trials": {h: n_trials_for(tc, space.for_head(h)) for h in tc.heads},
         "space": space.source if tc.space not in ("paper", "quick") else f"{tc.space}.yaml",
@@ -221,5 +224,6 @@ def budget(tc: TuneConfig, space: SearchSpace, n_workers: int) -> dict[str, Any]
         "final_seeds": tc.final_seeds,
         "n_workers": n_workers,
         "trials_per_gpu": tc.trials_per_gpu,
+        "pack": pack,
         "timeout": tc.timeout,
     }

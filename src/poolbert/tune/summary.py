@@ -225,6 +225,11 @@ def protocol_text(summary: dict[str, Any]) -> str:
     )
 
 
+def _packed(budget: dict[str, Any]) -> str:
+    pack = budget.get("pack") or 1  # studies written before packs have none
+    return f", {pack} trials packed together per worker" if pack > 1 else ""
+
+
 def budget_text(summary: dict[str, Any]) -> str:
     budget = summary["budget"]
     trials = ", ".join(f"{h} {n}" for h, n in budget["n_trials"].items())
@@ -235,5 +240,5 @@ def budget_text(summary: dict[str, Any]) -> str:
         where += (" (the quick preset: all of train on a GPU, a fixed subset on a CPU)")
     return (f"Budget: trials per head {trials}; max_train_samples "
             f"{budget['max_train_samples'] or 'all'}{where}; final seeds {budget['final_seeds']}; "
-            f"{budget['n_workers']} worker process(es); timeout {timeout}. Wall "
+            f"{budget['n_workers']} worker process(es){_packed(budget)}; timeout {timeout}. Wall "
             f"time of this command: {summary['wall_time_s']:.0f} s.")

@@ -130,6 +130,12 @@ def run_worker(job: WorkerJob, train_fn: TrainFn = train,
     resources = resources or Resources.load(job.tune.run)
     tuning = tuning_resources(resources, job.tune)
     storage = open_storage(job.tune)
+    from .pack_worker import pack_size, run_packed  # it builds on this module's pieces
+
+    size = pack_size(job.tune, resources)
+    if size > 1:
+        run_packed(job, storage, tuning, size)
+        return resources
     for head in job.tune.heads:
         if expired(job.deadline):
             break

@@ -1,0 +1,203 @@
+"""Horizontal fusion: K copies of one encoder run as one module, each on its own rows.
+
+The input batch holds K blocks of B rows (member k's rows are k*B..(k+1)*B-1). Every module
+with weights is replaced by a fused one that applies member k's weights to block k in one
+launch: a Linear becomes a batched matmul over (K, out, in) weights, a LayerNorm scales each
+block with its member's (K, H) weights, an Embedding looks up each member's own table.
+Attention, activations, dropout and residual additions have no weights and work on all K*B
+rows as they are, so one forward pass does K members' work (HFTA, Wang et al., MLSys 2021).
+
+Every fused parameter is a view into one (K, N) buffer (`FlatParams`): row k holds member k's
+whole encoder, so an optimiser can update all members with a handful of operations over that
+buffer, with per-member learning rates, and gradient norms are row norms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class NotFusable(ValueError):
+    """The encoder holds a module with weights that fusion does not know."""
+
+
+@dataclass
+class PackShape:
+    """Shared by the fused modules of one pack: members, and rows per member this step."""
+
+    members: int
+    rows: int = 0  # B; set before each forward (position embeddings broadcast over it)
+
+
+class FusedLinear(nn.Module):
+    def __init__(self, shape: PackShape, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.shape = shape
+        self.weight = nn.Parameter(weight)  # (K, out, in)
+        self.bias = nn.Parameter(bias) if bias is not None else None  # (K, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.weight.shape[0]
+        lead = x.shape[:-1]
+        blocks = x.reshape(k, -1, x.shape[-1])  # (K, B*T, in)
+        if self.bias is None:
+            out = torch.bmm(blocks, self.weight.transpose(1, 2))
+        else:
+            out = torch.baddbmm(self.bias.unsqueeze(1), blocks, self.weight.transpose(1, 2))
+        return out.reshape(*lead, out.shape[-1])  # (K*B, T, out)
+
+
+class FusedLayerNorm(nn.Module):
+    def __init__(self, shape: PackShape, weight: torch.Tensor, bias: torch.Tensor,
+                 eps: float) -> None:
+        super().__init__()
+        self.shape, self.eps = shape, eps
+        self.weight = nn.Parameter(weight)  # (K, H)
+        self.bias = nn.Parameter(bias)  # (K, H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, hidden = self.weight.shape
+        normed = F.layer_norm(x, (hidden,), None, None, self.eps).reshape(k, -1, hidden)
+        out = torch.addcmul(self.bias.unsqueeze(1), normed, self.weight.unsqueeze(1))
+        return out.reshape(x.shape)
+
+
+class FusedEmbedding(nn.Module):
+    """Member k's ids index member k's table. An id tensor of one row (BERT's position ids,
+    shared by all rows) gives every member's rows their member's vectors. The padding row's
+    gradient is zeroed by FlatParams.grads, as nn.Embedding does."""
+
+    def __init__(self, shape: PackShape, weight: torch.Tensor, padding_idx: int | None) -> None:
+        super().__init__()
+        self.shape, self.padding_idx = shape, padding_idx
+        self.weight = nn.Parameter(weight)  # (K, V, H)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        k, vocab, hidden = self.weight.shape
+        table = self.weight.reshape(k * vocab, hidden)
+        if ids.shape[0] == 1:  # one row for all: (K, T, H), repeated over each member's rows
+            shared = F.embedding(ids[0].unsqueeze(0) + torch.arange(k, device=ids.device)
+                                 .unsqueeze(1) * vocab, table)
+            return shared.repeat_interleave(self.shape.rows, dim=0)
+        offsets = torch.arange(k, device=ids.device).repeat_interleave(ids.shape[0] // k) * vocab
+        return F.embedding(ids + offsets.unsqueeze(1), table)
+
+
+@dataclass
+class Slot:
+    """Where a fused parameter lives in the flat buffer: columns offset..offset+size."""
+
+    module: nn.Module
+    attr: str  # the parameter's attribute on `module`
+    qualified: str  # its name in the unfused encoder's state dict
+    shape: tuple[int, ...]  # one member's shape
+    offset: int
+    decay: bool  # AdamW weight decay applies (not to biases and LayerNorm weights)
+    frozen_row: int | None = None  # an embedding's padding row: no gradient
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class FlatParams:
+    """The (K, N) buffer that every fused parameter is a view of, and the slots' map."""
+
+    data: torch.Tensor  # (K, N)
+    slots: list[Slot] = field(default_factory=list)
+
+    def bind(self) -> None:
+        """Point every fused module's parameter at its columns of `data`."""
+        k = self.data.shape[0]
+        for s in self.slots:
+            view = self.data[:, s.offset:s.offset + s.size].view(k, *s.shape)
+            setattr(s.module, s.attr, nn.Parameter(view))
+
+    def grads(self) -> torch.Tensor:
+        """The parameters' gradients as one (K, N) tensor (zeros where none), and then none
+        left on the parameters."""
+        k = self.data.shape[0]
+        parts = []
+        for s in self.slots:
+            param = getattr(s.module, s.attr)
+            parts.append(param.grad.reshape(k, s.size) if param.grad is not None
+                         else self.data.new_zeros(k, s.size))
+            param.grad = None
+        grads = torch.cat(parts, dim=1)
+        for s in self.slots:
+            if s.frozen_row is not None:
+                width = s.shape[-1]
+                start = s.offset + s.frozen_row * width
+                grads[:, start:start + width] = 0
+        return grads
+
+    def clear_grads(self) -> None:
+        for s in self.slots:
+            getattr(s.module, s.attr).grad = None
+
+    def decay_mask(self) -> torch.Tensor:
+        """(N,) 1.0 where weight decay applies."""
+        mask = torch.zeros(self.data.shape[1], device=self.data.device)
+        for s in self.slots:
+            if s.decay:
+                mask[s.offset:s.offset + s.size] = 1.0
+        return mask
+
+    def row_of(self, encoder: nn.Module) -> torch.Tensor:
+        """An unfused encoder's weights as one (N,) row, in this buffer's column order."""
+        params = dict(encoder.named_parameters())
+        return torch.cat([params[s.qualified].detach().reshape(-1) for s in self.slots])
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights under the unfused encoder's parameter names (views)."""
+        return {s.qualified: self.data[k, s.offset:s.offset + s.size].view(s.shape)
+                for s in self.slots}
+
+
+def fuse(template: nn.Module) -> tuple[nn.Module, FlatParams, PackShape]:
+    """A fused copy of `template` (an encoder) for a pack, with one member: the template's
+    own weights. Members are added and removed by replacing `FlatParams.data` (K, N) and
+    calling `bind()`; `flat.row_of(encoder)` gives any same-shaped encoder's (N,) row."""
+    import copy
+
+    shape = PackShape(1)
+    fused = copy.deepcopy(template)
+    replacements: list[tuple[str, nn.Module]] = []
+    for name, module in list(fused.named_modules()):
+        if isinstance(module, nn.Linear):
+            bias = module.bias[None] if module.bias is not None else None
+            replacements.append((name, FusedLinear(shape, module.weight[None], bias)))
+        elif isinstance(module, nn.LayerNorm):
+            replacements.append((name, FusedLayerNorm(shape, module.weight[None],
+                                                      module.bias[None], module.eps)))
+        elif isinstance(module, nn.Embedding):
+            replacements.append((name, FusedEmbedding(shape, module.weight[None],
+                                                      module.padding_idx)))
+        elif any(True for _ in module.parameters(recurse=False)):
+            raise NotFusable(f"{type(module).__name__} ({name}) holds weights of its own")
+    for name, new in replacements:
+        parent_name, _, attr = name.rpartition(".")
+        setattr(fused.get_submodule(parent_name) if parent_name else fused, attr, new)
+    return fused, _flatten(replacements), shape
+
+
+def _flatten(replacements: list[tuple[str, nn.Module]]) -> FlatParams:
+    slots, offset, parts = [], 0, []
+    for name, module in replacements:
+        for attr, param in module.named_parameters(recurse=False):
+            decay = isinstance(module, FusedLinear | FusedEmbedding) and attr == "weight"
+            frozen = module.padding_idx if isinstance(module, FusedEmbedding) else None
+            slot = Slot(module, attr, f"{name}.{attr}", tuple(param.shape[1:]), offset, decay,
+                        frozen)
+            slots.append(slot)
+            parts.append(param.detach().reshape(param.shape[0], -1))
+            offset += slot.size
+    flat = FlatParams(torch.cat(parts, dim=1).contiguous(), slots)
+    flat.bind()
+    return flat

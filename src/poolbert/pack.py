@@ -1,0 +1,438 @@
+"""Packed training: K runs of one encoder trained together, one forward and backward for all.
+
+A study's trial is a small job for a GPU (batch 16 of ~70 tokens): alone it mostly waits on
+kernel launches. A pack fuses K runs' encoders (poolbert.fusion) so each launch does K runs'
+work. Every member keeps what makes it its own run: its head, its learning rate and schedule,
+warm-up, weight decay, classifier dropout, max_length, epochs, batch order, gradient clipping,
+its best epoch and its history. With dropout off, a member's losses and weights are those of
+the same run trained alone by `train()` (tests/test_pack.py), up to float rounding.
+
+Members share the model, the training data and the batch size, so every member has the same
+number of steps per epoch: members join only between epochs, and one epoch of the pack is one
+epoch of every member. A member whose loss turns non-finite leaves at the next loss read; on
+out-of-memory the pack sheds its second half and retries the step. `train()` knows nothing of
+packs; a study's worker (poolbert.tune.pack_worker) decides who joins and who leaves.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import interrupts
+from .config import RunConfig
+from .data import Encoded, bucket_width, collate, eval_batches, to_device, train_batches
+from .device import (
+    attention_kernels,
+    autocast,
+    eval_batch_size,
+    free_memory,
+    is_out_of_memory,
+    pad_multiple,
+)
+from .evaluate import Scores, scores_of
+from .fusion import fuse
+from .model import PoolbertForSequenceClassification, drop_encoder_pooler, encoder_mask
+from .train import SYNC_EVERY, Resources, StepLog, TrainResult, make_optimizer
+
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train() uses
+
+
+def linear_schedule(step: int, warmup: int, total: int) -> float:
+    """transformers' linear warm-up then linear decay: the learning rate factor at `step`."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+@dataclass
+class Best:
+    """A member's best epoch so far: its weights (on the device) and scores."""
+
+    accuracy: float
+    epoch: int
+    encoder_row: torch.Tensor  # (N,)
+    head: dict[str, torch.Tensor]
+    scores: Scores
+
+
+@dataclass
+class Member:
+    """One run inside a pack."""
+
+    key: Any  # the caller's handle for this run (a study's trial)
+    config: RunConfig
+    head: PoolbertForSequenceClassification  # its head; its encoder lives in the pack
+    head_optimizer: torch.optim.Optimizer
+    train_enc: Encoded
+    val_enc: Encoded
+    total_updates: int
+    warmup: int
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0  # epochs finished
+    step: int = 0  # optimiser steps done
+    batches: list[np.ndarray] = field(default_factory=list)  # this epoch's
+    train_time: float = 0.0
+    seen: int = 0
+    best: Best | None = None
+    last_scores: Scores | None = None
+    keep_last: bool = False  # epoch selection "last": nothing chosen on the validation set
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.train.num_train_epochs
+
+    def lr(self, step: int | None = None) -> float:
+        """The learning rate of optimiser step `step` (default: the next one)."""
+        step = self.step if step is None else step
+        return self.config.train.learning_rate * linear_schedule(step, self.warmup,
+                                                                 self.total_updates)
+
+
+@dataclass
+class EpochOutcome:
+    member: Member
+    scores: Scores | None = None  # validation scores after the epoch
+    failure: str | None = None  # non-finite loss or out of memory: the run is over
+    out_of_memory: bool = False
+    alone: bool = False  # out of memory with no other member to leave: the run cannot fit
+
+
+class Pack:
+    """Runs of one encoder on one device, trained together one epoch at a time."""
+
+    def __init__(self, resources: Resources, device: torch.device, precision: str,
+                 batch_size: int, accumulation: int, attention: str = "auto") -> None:
+        if precision == "fp16":  # a loss scaler per member is not worth it: bf16 or fp32
+            raise ValueError("packed training runs in fp32 or bf16, not fp16")
+        self.resources, self.device, self.precision = resources, device, precision
+        self.batch_size, self.accumulation, self.attention = batch_size, accumulation, attention
+        base = copy.deepcopy(resources.encoder_on(device))
+        drop_encoder_pooler(base)  # each head has its own pooler
+        self.encoder, self.flat, self.shape = fuse(base)
+        self.base_row = self.flat.data[0].clone()  # a new member's starting weights
+        self.decay = self.flat.decay_mask().bool()  # (N,)
+        self.members: list[Member] = []
+        self._set_rows(self.flat.data[:0], self.flat.data[:0], self.flat.data[:0])
+
+    # ----------------------------------------------------------------- membership
+
+    def add(self, key: Any, config: RunConfig, epoch_selection: str = "best") -> Member:
+        """A new run (between epochs): the base encoder's weights and a fresh head, drawn from
+        the run's seed exactly as `train()` draws it; it keeps its best epoch or its last, as
+        `train()`'s `epoch_selection`."""
+        t = config.train
+        if t.batch_size != self.batch_size or t.gradient_accumulation_steps != self.accumulation:
+            raise ValueError("the members of a pack share batch size and gradient accumulation")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(t.seed)
+            head = self.resources.fresh_model(config)
+        head.encoder = None  # the pack holds its encoder
+        head = head.to(self.device).train()
+        train_enc = self.resources.cache.get(self.resources.data.train, t.max_length)
+        val_enc = self.resources.cache.get(self.resources.data.validation, t.max_length)
+        batches = math.ceil(len(train_enc.labels) / t.batch_size)
+        total = math.ceil(batches / t.gradient_accumulation_steps) * t.num_train_epochs
+        optimizer = make_optimizer(head, t.learning_rate, t.weight_decay,
+                                   self.device.type == "cuda")
+        member = Member(key, config, head, optimizer, train_enc, val_enc, total,
+                        math.ceil(t.warmup_ratio * total), keep_last=epoch_selection == "last")
+        zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
+        self.members.append(member)
+        self._set_rows(torch.cat([self.flat.data, self.base_row[None]]),
+                       torch.cat([self.exp_avg, zeros]), torch.cat([self.exp_avg_sq, zeros]))
+        return member
+
+    def remove(self, members: list[Member]) -> None:
+        keep = [i for i, m in enumerate(self.members) if m not in members]
+        self.members = [self.members[i] for i in keep]
+        self._set_rows(self.flat.data[keep], self.exp_avg[keep], self.exp_avg_sq[keep])
+
+    def _set_rows(self, params: torch.Tensor, exp_avg: torch.Tensor,
+                  exp_avg_sq: torch.Tensor) -> None:
+        """The members' encoder weights and AdamW moments, one row each."""
+        self.flat.data = params.contiguous()
+        self.flat.bind()
+        self.exp_avg, self.exp_avg_sq = exp_avg.contiguous(), exp_avg_sq.contiguous()
+        self.shape.members = len(self.members)
+
+    # ----------------------------------------------------------------- one epoch
+
+    def run_epoch(self) -> list[EpochOutcome]:
+        """Train every member one epoch, then score each on its validation set. Members that
+        failed (non-finite loss, out of memory) leave during the epoch, with an outcome."""
+        for m in self.members:
+            m.batches = train_batches(m.train_enc, self.batch_size, m.config.train.seed,
+                                      m.epoch + 1, m.config.train.group_by_length)
+        outcomes: list[EpochOutcome] = []
+        log = StepLog([m.history for m in self.members])
+        n_batches = len(self.members[0].batches)
+        starts = range(0, n_batches, self.accumulation)  # each optimiser step's first batch
+        start = time.perf_counter()
+        with attention_kernels(self.attention, self.device):
+            self._train_mode(True)
+            for first in starts:
+                interrupts.check()  # a deferred Ctrl-C stops here, between steps
+                stop = min(first + self.accumulation, n_batches)
+                while self.members and not self._step(first, stop, n_batches, log, outcomes):
+                    pass  # out of memory: the pack was halved, the step runs again
+                if not self.members:
+                    return outcomes
+                if self.members[0].step % SYNC_EVERY == 0:
+                    outcomes += self._drop_failed(log)
+            outcomes += self._drop_failed(log)
+            elapsed = time.perf_counter() - start
+            if self.members:
+                outcomes += self._evaluate(elapsed)
+        return outcomes
+
+    def _step(self, first: int, stop: int, n_batches: int, log: StepLog,
+              outcomes: list[EpochOutcome]) -> bool:
+        """One optimiser step over batches first..stop-1; False if it ran out of memory."""
+        try:
+            micro = [self._forward_backward(i) for i in range(first, stop)]
+            self._optimizer_step(n_batches, stop - 1, log, micro)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            out_of_memory = True
+        else:
+            out_of_memory = False
+            for m in self.members:
+                m.seen += sum(len(m.batches[i]) for i in range(first, stop))
+        if out_of_memory:  # outside the handler, so the failed step's tensors are released
+            outcomes += self._shed_half(log)
+        return not out_of_memory
+
+    def _shed_half(self, log: StepLog) -> list[EpochOutcome]:
+        """Out of memory: forget the step's gradients and let the second half of the members
+        go (a member alone cannot be halved: it fails, as an unpacked run would)."""
+        for m in self.members:
+            m.head.zero_grad(set_to_none=True)
+        self.flat.clear_grads()
+        free_memory()
+        outcomes = self._drop_failed(log)
+        size = len(self.members)
+        gone = self.members[size // 2:] if size > 1 else list(self.members)
+        reason = f"out of memory in a pack of {size} on {self.device}"
+        self._leave(gone, log)
+        return outcomes + [EpochOutcome(m, failure=reason, out_of_memory=True, alone=size == 1)
+                           for m in gone]
+
+    def _drop_failed(self, log: StepLog) -> list[EpochOutcome]:
+        """Read the pending losses; members whose loss became non-finite leave now."""
+        _, failed = log.flush()
+        outcomes = [EpochOutcome(self.members[i], failure=reason) for i, reason in failed.items()]
+        self._leave([o.member for o in outcomes], log)
+        return outcomes
+
+    def _leave(self, gone: list[Member], log: StepLog) -> None:
+        """Members leave in the middle of an epoch (after their losses were read)."""
+        if gone:
+            self.remove(gone)
+            log.histories = [m.history for m in self.members]
+
+    def _train_mode(self, on: bool) -> None:
+        self.encoder.train(on)
+        for m in self.members:
+            m.head.train(on)
+
+    def _batch(self, encs: list[Encoded], index_lists: list[np.ndarray]) -> dict[str, Any]:
+        """Every member's batch, padded to one width: (K*B, W), member k's rows in block k."""
+        longest = max(int(e.lengths[ix].max()) for e, ix in zip(encs, index_lists, strict=True))
+        cap = max(int(e.lengths.max()) for e in encs)
+        width = bucket_width(longest, pad_multiple(self.device), cap)
+        pad_id = self.resources.tokenizer.pad_token_id or 0
+        parts = [collate(e, ix, pad_id, width=width)
+                 for e, ix in zip(encs, index_lists, strict=True)]
+        return to_device({key: torch.cat([p[key] for p in parts]) for key in parts[0]},
+                         self.device)
+
+    def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(K, B, C): every member's logits on its own rows."""
+        rows = batch["input_ids"].shape[0] // len(self.members)
+        self.shape.rows = rows
+        mask = batch["attention_mask"]
+        all_layers = any(m.head.pooler.uses_all_layers for m in self.members)
+        inputs = {"input_ids": batch["input_ids"],
+                  "attention_mask": encoder_mask(self.encoder, mask)}
+        if "token_type_ids" in batch:
+            inputs["token_type_ids"] = batch["token_type_ids"]
+        with autocast(self.device, self.precision):
+            out = self.encoder(**inputs, output_hidden_states=all_layers, return_dict=True)
+            logits = []
+            for j, m in enumerate(self.members):
+                block = slice(j * rows, (j + 1) * rows)
+                if m.head.pooler.uses_all_layers:
+                    hidden = torch.stack([h[block] for h in out.hidden_states], dim=1)
+                else:
+                    hidden = out.last_hidden_state[block]
+                logits.append(m.head.classify(hidden, mask[block]))
+        return torch.stack(logits).float()
+
+    def _member_losses(self, logits: torch.Tensor, labels: torch.Tensor,
+                       reduce: str = "mean") -> torch.Tensor:
+        """(K,) each member's cross-entropy over its rows (mean, or sum over labelled ones)."""
+        k, rows, classes = logits.shape
+        each = nn.functional.cross_entropy(logits.reshape(k * rows, classes), labels,
+                                           ignore_index=-1, reduction="none").reshape(k, rows)
+        return each.mean(1) if reduce == "mean" else each.sum(1)
+
+    def _forward_backward(self, i: int) -> torch.Tensor:
+        batch = self._batch([m.train_enc for m in self.members],
+                            [m.batches[i] for m in self.members])
+        losses = self._member_losses(self._logits(batch), batch["labels"])  # (K,)
+        (losses.sum() / self.accumulation).backward()
+        rows = batch["input_ids"].shape[0] // len(self.members)
+        for m in self.members:
+            m.seen += rows
+        return losses.detach()
+
+    @torch.no_grad()
+    def _optimizer_step(self, n_batches: int, last: int, log: StepLog,
+                        micro: list[torch.Tensor]) -> None:
+        """Clip each member's gradient to its own norm, then AdamW with its own settings."""
+        grads = self.flat.grads()  # (K, N)
+        heads = [[p for p in m.head.parameters() if p.grad is not None] for m in self.members]
+        squares = grads.pow(2).sum(1)  # (K,)
+        for j, params in enumerate(heads):
+            squares[j] += sum(p.grad.pow(2).sum() for p in params)
+        max_norm = self._column([m.config.train.max_grad_norm for m in self.members])
+        coef = (max_norm / (squares.sqrt()[:, None] + 1e-6)).clamp(max=1.0)  # as clip_grad_norm_
+        grads.mul_(coef)
+        for j, params in enumerate(heads):
+            for p in params:
+                p.grad.mul_(coef[j])
+        lrs = [m.lr() for m in self.members]
+        self._adamw(grads, lrs)
+        rows = []
+        for m, lr in zip(self.members, lrs, strict=True):
+            for group in m.head_optimizer.param_groups:
+                group["lr"] = lr
+            m.head_optimizer.step()
+            m.head_optimizer.zero_grad(set_to_none=True)
+            m.step += 1
+            rows.append((m.step, m.epoch + 1, m.epoch + (last + 1) / n_batches, m.lr()))
+        log.add(rows, micro)
+
+    def _column(self, values: list[float]) -> torch.Tensor:
+        """Per-member values as a (K, 1) tensor, broadcast over the columns."""
+        return torch.tensor(values, dtype=self.flat.data.dtype, device=self.device)[:, None]
+
+    def _adamw(self, grads: torch.Tensor, lrs: list[float]) -> None:
+        """torch.optim.AdamW's arithmetic on the (K, N) rows, each member with its own
+        learning rate, weight decay and step count (so its own bias corrections)."""
+        b1, b2 = BETAS
+        steps = [m.step + 1 for m in self.members]
+        decayed = self._column([1 - lr * m.config.train.weight_decay
+                                for lr, m in zip(lrs, self.members, strict=True)])
+        params = self.flat.data
+        params.mul_(torch.where(self.decay, decayed, 1.0))
+        self.exp_avg.lerp_(grads, 1 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(grads, grads, value=1 - b2)
+        step_size = self._column([lr / (1 - b1 ** s) for lr, s in zip(lrs, steps, strict=True)])
+        correction = self._column([math.sqrt(1 - b2 ** s) for s in steps])
+        denom = (self.exp_avg_sq.sqrt() / correction).add_(EPS)
+        params.sub_(step_size * (self.exp_avg / denom))
+
+    # ----------------------------------------------------------------- evaluation
+
+    @torch.no_grad()
+    def _evaluate(self, elapsed: float) -> list[EpochOutcome]:
+        """Every member scored on its validation set in one pass, as `evaluate()` scores."""
+        self._train_mode(False)
+        start = time.perf_counter()
+        size = eval_batch_size(self.members[0].config.train.eval_batch_size, self.device)
+        orders = [eval_batches(m.val_enc, size) for m in self.members]
+        probs: list[list[torch.Tensor]] = [[] for _ in self.members]
+        losses = []
+        for j in range(len(orders[0])):
+            interrupts.check()
+            batch = self._batch([m.val_enc for m in self.members], [o[j] for o in orders])
+            logits = self._logits(batch)  # (K, B, C)
+            losses.append(self._member_losses(logits, batch["labels"], reduce="sum"))
+            for idx in range(len(self.members)):
+                probs[idx].append(torch.softmax(logits[idx], dim=-1))
+        totals = torch.stack(losses).sum(0).tolist()  # the one read of the evaluation
+        runtime = time.perf_counter() - start
+        outcomes = []
+        for idx, m in enumerate(self.members):
+            found = torch.cat(probs[idx]).cpu().numpy()
+            out = np.zeros_like(found)
+            out[np.concatenate(orders[idx])] = found
+            scores = scores_of(m.val_enc, out, totals[idx], len(orders[idx]), runtime)
+            self._record(m, idx, scores, elapsed)
+            outcomes.append(EpochOutcome(m, scores))
+        return outcomes
+
+    def _record(self, m: Member, idx: int, scores: Scores, elapsed: float) -> None:
+        """The epoch in the member's history; its weights kept when it is the best epoch."""
+        m.epoch += 1
+        m.train_time += elapsed
+        metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
+        m.history.append({"type": "eval", "epoch": m.epoch, "step": m.step, **metrics,
+                          "train_runtime": elapsed,
+                          "train_samples_per_second": len(m.train_enc.labels) / elapsed})
+        m.last_scores = scores
+        accuracy = scores.metrics["eval_accuracy"]
+        if m.best is None or accuracy > m.best.accuracy or m.keep_last:  # a copy on the device
+            head = {k: v.detach().clone() for k, v in m.head.state_dict().items()}
+            m.best = Best(accuracy, m.epoch, self.flat.data[idx].clone(), head, scores)
+
+    # ----------------------------------------------------------------- results
+
+    def result(self, m: Member) -> TrainResult:
+        """The member's run as `train()` returns it: its best epoch's model, on the CPU."""
+        if m.best is None or m.last_scores is None:
+            raise ValueError("a member has a result only after an epoch")
+        model = self.resources.fresh_model(m.config)
+        row = m.best.encoder_row.cpu()
+        model.encoder.load_state_dict(
+            {s.qualified: row[s.offset:s.offset + s.size].view(s.shape) for s in self.flat.slots},
+            strict=False)  # the encoder's own pooler is not in the pack: the head has its own
+        model.load_state_dict({k: v.cpu() for k, v in m.best.head.items()}, strict=False)
+        metrics = {
+            **m.best.scores.metrics,
+            "epoch": float(m.best.epoch),
+            "best_epoch": m.best.epoch,
+            "epochs_run": m.epoch,
+            "last_eval_accuracy": m.last_scores.metrics["eval_accuracy"],
+            "train_runtime": m.train_time,
+            "train_samples_per_second": m.seen / m.train_time if m.train_time > 0 else 0.0,
+            "n_train": len(m.train_enc.labels),
+            "label_names": list(self.resources.data.label_names),
+            "device": str(self.device),
+            "precision": self.precision,
+        }
+        return TrainResult(metrics, m.history, model.eval(), m.best.scores, m.epoch)
+
+
+def train_together(configs: list[RunConfig], resources: Resources,
+                   epoch_selection: str = "best") -> list[TrainResult | str]:
+    """Train `configs` as one pack until each has run its epochs; each run's TrainResult, or
+    the reason it failed. (A study's worker refills the pack instead: tune.pack_worker.)"""
+    from .device import resolve_device, resolve_precision
+
+    t = configs[0].train
+    device = resolve_device(t.device)
+    pack = Pack(resources, device, resolve_precision(t.precision, device), t.batch_size,
+                t.gradient_accumulation_steps, t.attention)
+    for i, config in enumerate(configs):
+        pack.add(i, config, epoch_selection)
+    results: dict[int, TrainResult | str] = {}
+    while pack.members:
+        for outcome in pack.run_epoch():
+            m = outcome.member
+            if outcome.failure is not None:
+                results[m.key] = outcome.failure
+            elif m.done:
+                results[m.key] = pack.result(m)
+                pack.remove([m])
+    return [results[i] for i in range(len(configs))]

@@ -1,0 +1,283 @@
+"""A worker that trains its trials in packs: K trials of a study at once, as one model.
+
+The loop of `worker.run_worker`, one epoch at a time instead of one trial at a time. Before
+each epoch the free places are filled with new trials (Optuna's ask, under the same budget lock
+as unpacked workers, so TPE sees every result as it comes, and heads follow each other in
+order); after it, every member reports its epoch: a pruned one leaves at once, a finished one
+writes its run (the same run directory and trial records as an unpacked trial) and is told
+COMPLETE. A member whose loss turns non-finite is pruned with its reason, as an unpacked trial
+is; out of memory halves the pack and queues the parameters of the trials that had to leave.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from .. import interrupts
+from ..device import resolve_device, resolve_precision
+from ..errors import PoolbertError
+from ..pack import EpochOutcome, Member, Pack
+from ..train import Resources
+from .objective import (
+    BestKeeper,
+    TrialClock,
+    TrialSetup,
+    keep_if_best,
+    requeue,
+    should_stop,
+    trial_config,
+)
+from .settings import TuneConfig
+from .space import HeadSpace
+from .storage import Counts, FileLock, fail_dead_workers, fail_stale_trials, open_study
+from .worker import (
+    WorkerJob,
+    expired,
+    make_pruner,
+    make_sampler,
+    n_trials_for,
+    print_trial,
+    study_identity,
+)
+
+# packed trials per worker on CUDA when --pack is not given, by encoder parameters: not yet
+# measured on a GPU (bench/gpu.sh measures 1, 2, 4 and 8); small models leave most of a GPU idle
+DEFAULT_PACKS = ((50e6, 8), (150e6, 4), (float("inf"), 2))
+
+
+def pack_size(tc: TuneConfig, resources: Resources) -> int:
+    """--pack, else by the encoder's size on CUDA; 1 (no packing) on a CPU."""
+    if tc.pack is not None:
+        return tc.pack
+    if resolve_device(tc.run.train.device).type != "cuda":
+        return 1  # a CPU does the members' arithmetic one after the other anyway
+    size = sum(p.numel() for p in resources.base_encoder.parameters())
+    return next(k for limit, k in DEFAULT_PACKS if size < limit)
+
+
+@dataclass
+class HeadStudy:
+    """One head's study as this worker drives it."""
+
+    name: str
+    study: optuna.Study
+    space: HeadSpace
+    setup: TrialSetup
+    n_trials: int
+    failures: int = 0  # trials that ran out of memory alone
+
+    @property
+    def max_failures(self) -> int:
+        return max(3, self.n_trials)
+
+
+@dataclass
+class Seat:
+    """A member's trial: what the worker needs to report and tell it."""
+
+    head: HeadStudy
+    trial: optuna.Trial
+    params: dict[str, Any]
+    clock: TrialClock
+    last_epoch: int
+
+
+@dataclass
+class Heartbeats:
+    """Optuna's heartbeat for each trial in the pack (study.optimize beats for its one trial;
+    a pack's trials are asked and told by hand). Only storages with a heartbeat have one."""
+
+    storage: Any
+    interval: float
+    trial_ids: set[int] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> Heartbeats:
+        if getattr(self.storage, "is_heartbeat_enabled", lambda: False)():
+            threading.Thread(target=self._beat, daemon=True, name="poolbert-heartbeat").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def add(self, trial_id: int) -> None:
+        if getattr(self.storage, "is_heartbeat_enabled", lambda: False)():
+            self.storage.record_heartbeat(trial_id)
+        self.trial_ids.add(trial_id)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            for trial_id in list(self.trial_ids):
+                self.storage.record_heartbeat(trial_id)
+
+
+def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> None:
+    """Every head's study to its budget (or the deadline), `size` trials at a time."""
+    tc = job.tune
+    device = resolve_device(tc.run.train.device)
+    t = tc.run.train
+    check_packable(tc, job, resolve_precision(t.precision, device))
+    pack = Pack(tuning, device, resolve_precision(t.precision, device), t.batch_size,
+                t.gradient_accumulation_steps, t.attention)
+    heads = [_head_study(job, storage, head, tuning) for head in tc.heads]
+    lock = FileLock(tc.dir.budget_lock)
+    capacity = size
+    with Heartbeats(storage, tc.heartbeat_interval) as beats:
+        try:
+            while True:
+                interrupts.check()  # between epochs: nothing half-written in the storage
+                _fill(pack, capacity, heads, job, lock, beats)
+                if not pack.members:
+                    return
+                for outcome in pack.run_epoch():
+                    capacity = _settle(pack, outcome, beats, capacity)
+        except KeyboardInterrupt:
+            for m in pack.members:
+                _interrupted(m)
+            raise
+        except BaseException as exc:
+            for m in pack.members:
+                _fail(m, f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def check_packable(tc: TuneConfig, job: WorkerJob, precision: str) -> None:
+    """The members of a pack share batch size and accumulation, and train in bf16 or fp32."""
+    for head in tc.heads:
+        searched = {"batch_size", "gradient_accumulation_steps"} & set(
+            job.space.for_head(head).params)
+        if searched:
+            raise PoolbertError(f"--pack {tc.pack or 'auto'}: the trials of a pack share one "
+                                f"batch size, but the space searches {', '.join(sorted(searched))}"
+                                " (use --pack 1)")
+    if precision == "fp16":
+        raise PoolbertError("--pack: packed trials train in bf16 or fp32, not fp16 (use "
+                            "--precision fp32 or --pack 1)")
+
+
+def _head_study(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> HeadStudy:
+    tc = job.tune
+    space = job.space.for_head(head)
+    n_trials = n_trials_for(tc, space)
+    study = open_study(tc, storage, head, study_identity(tc, space))
+    study.sampler = make_sampler(tc, n_trials, job.index, len(study.get_trials(deepcopy=False)))
+    study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
+    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on)
+    setup = TrialSetup(tc.run, head, space, tuning, keeper, command=tc.to_dict()["command"])
+    return HeadStudy(head, study, space, setup, n_trials)
+
+
+def _fill(pack: Pack, capacity: int, heads: list[HeadStudy], job: WorkerJob, lock: FileLock,
+          beats: Heartbeats) -> None:
+    """New trials into the free places, from the first head with budget left."""
+    for head in heads:
+        if len(pack.members) >= capacity or expired(job.deadline):
+            return
+        if head.failures >= head.max_failures:
+            continue
+        fail_dead_workers(head.study, job.tune.max_retry)
+        fail_stale_trials(head.study)
+        while len(pack.members) < capacity:
+            with lock:  # released once the new trial is RUNNING: other workers count it
+                counts = Counts.of(head.study)
+                if counts.finished + counts.running >= head.n_trials:
+                    break
+                with warnings.catch_warnings():  # Heartbeats below does what it asks for
+                    warnings.filterwarnings("ignore", "Heartbeat of storage")
+                    trial = head.study.ask()
+            _seat(pack, head, trial, beats)
+
+
+def _seat(pack: Pack, head: HeadStudy, trial: optuna.Trial, beats: Heartbeats) -> None:
+    params: dict[str, Any] = {}
+    try:
+        params.update(head.space.suggest(trial))
+        config = trial_config(head.setup.base, head.name, params)
+        seat = Seat(head, trial, params, TrialClock(trial, config),
+                    config.train.num_train_epochs)
+        beats.add(trial._trial_id)  # as Optuna's own _run_trial names a trial to the storage
+        pack.add(seat, config)
+    except KeyboardInterrupt:
+        trial.set_user_attr("fail_reason", "interrupted")
+        if len(params) == len(head.space.params):
+            requeue(trial, params)
+        head.study.tell(trial, state=TrialState.FAIL)
+        raise
+
+
+def _settle(pack: Pack, outcome: EpochOutcome, beats: Heartbeats, capacity: int) -> int:
+    """Report a member's epoch, or its failure; it leaves when done, pruned or failed.
+    Returns the pack's capacity (halved by an out-of-memory error)."""
+    m = outcome.member
+    seat: Seat = m.key
+    seat.clock.epochs = m.epoch
+    if outcome.failure is not None:
+        beats.trial_ids.discard(seat.trial._trial_id)
+        if outcome.out_of_memory:
+            return _out_of_memory(pack, m, outcome.failure, outcome.alone, capacity)
+        seat.clock.record(fail_reason=f"non-finite loss: {outcome.failure}")
+        _tell(seat, TrialState.PRUNED)  # a too-large learning rate: a bad region, not a crash
+        return capacity
+    assert outcome.scores is not None  # an outcome has scores or a failure
+    accuracy = float(outcome.scores.metrics["eval_accuracy"])
+    if should_stop(seat.trial, m.epoch, seat.last_epoch, accuracy):
+        seat.clock.record()
+        _leave(pack, m, beats)
+        _tell(seat, TrialState.PRUNED)
+    elif m.done:
+        result = pack.result(m)
+        _leave(pack, m, beats)
+        seat.clock.record(best_epoch=int(result.metrics["best_epoch"]))
+        value = keep_if_best(seat.head.setup, result, trial_config(
+            seat.head.setup.base, seat.head.name, seat.params), seat.trial.number, seat.params)
+        _tell(seat, TrialState.COMPLETE, value)
+    return capacity
+
+
+def _leave(pack: Pack, m: Member, beats: Heartbeats) -> None:
+    pack.remove([m])
+    beats.trial_ids.discard(m.key.trial._trial_id)
+
+
+def _out_of_memory(pack: Pack, m: Member, reason: str, alone: bool, capacity: int) -> int:
+    """A member that had to leave a halved pack runs again later; one alone fails (and after
+    enough of those the head is left to other workers), as an unpacked trial does."""
+    seat: Seat = m.key
+    if alone:
+        seat.head.failures += 1
+        seat.clock.record(fail_reason=reason)
+    else:
+        seat.clock.record(fail_reason=f"{reason}; its parameters are queued to run again")
+        requeue(seat.trial, seat.params)
+    _tell(seat, TrialState.FAIL)
+    if seat.head.failures == seat.head.max_failures:
+        print(f"[{seat.head.name}] {seat.head.failures} failed trials in this worker; moving "
+              "on", file=sys.stderr, flush=True)
+    return max(1, min(capacity, len(pack.members)))
+
+
+def _interrupted(m: Member) -> None:
+    """Ctrl-C: the trial is marked and its parameters queued for the resume."""
+    seat: Seat = m.key
+    seat.clock.epochs = m.epoch
+    seat.clock.record(fail_reason="interrupted")
+    requeue(seat.trial, seat.params)
+    _tell(seat, TrialState.FAIL)
+
+
+def _fail(m: Member, reason: str) -> None:
+    seat: Seat = m.key
+    seat.clock.record(fail_reason=reason.splitlines()[0] if reason else "failed")
+    _tell(seat, TrialState.FAIL)
+
+
+def _tell(seat: Seat, state: TrialState, value: float | None = None) -> None:
+    frozen = seat.head.study.tell(seat.trial, value, state=state)
+    print_trial(seat.head.name, frozen)
