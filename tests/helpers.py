@@ -86,8 +86,8 @@ def fake_result(config, resources, accuracy: float, epochs_run: int):
     full = {**metrics, "epoch": float(epochs_run), "best_epoch": epochs_run,
             "epochs_run": epochs_run, "train_runtime": 0.0,
             "label_names": list(resources.data.label_names)}
-    return TrainResult(full, history, resources.fresh_model(config), Scores(metrics, probs, preds),
-                       epochs_run)
+    scores = Scores(metrics, probs, preds, np.log(probs))
+    return TrainResult(full, history, resources.fresh_model(config), scores, epochs_run)
 
 
 def lr_accuracy(config) -> float:

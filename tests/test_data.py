@@ -200,7 +200,8 @@ def test_max_samples_subset_is_seeded_and_mixed(tmp_path):
 
 
 def test_glue_presets():
-    assert set(GLUE_TASKS) == {"rte", "cola", "sst2", "mrpc", "qqp", "mnli", "qnli", "wnli"}
+    assert set(GLUE_TASKS) == {"rte", "cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli",
+                               "wnli"}
     assert GLUE_TASKS["mnli"].validation_split == "validation_matched"
     assert GLUE_TASKS["mnli"].test_split == "test_matched"
     assert GLUE_TASKS["qqp"].text_columns == ["question1", "question2"]
@@ -329,7 +330,9 @@ def test_malformed_jsonl(tmp_path):
 def test_json_containers_refused(tmp_path, line, part):
     bad = tmp_path / "train.jsonl"
     bad.write_text(line + "\n", "utf-8")
-    expect_error(custom(bad, bad), "train.jsonl", part, "row 1")
+    cfg = custom(bad, bad)
+    cfg.problem_type = "single_label"  # a list of labels is a multi-label row otherwise
+    expect_error(cfg, "train.jsonl", part, "row 1")
 
 
 def test_tsv_row_with_extra_field(tmp_path):

@@ -13,7 +13,7 @@ def test_predictions_round_trip(tmp_path):
     path = tmp_path / "predictions.csv"
     probs = np.array([[0.25, 0.75], [0.9, 0.1], [0.5, 0.5]])
     write_predictions(path, np.array([7, 3, 11]), np.array([1, 0, -1]), np.array([1, 0, 0]),
-                      probs, ["entailment", "not_entailment"])
+                      probs, ["entailment", "not_entailment"], "single_label")
     got = read_predictions(path)
     assert got.ids.tolist() == [7, 3, 11] and got.labels.tolist() == [1, 0, -1]
     assert got.preds.tolist() == [1, 0, 0] and got.correct.tolist() == [True, True, False]

@@ -80,7 +80,8 @@ def test_a_fresh_model_holds_the_checkpoint_weights_without_a_random_encoder(tin
     config = RunConfig()
     config.model.model_name_or_path = str(tiny_dir)
     config.model.pooling = "mean_max"
-    resources = Resources(data=type("D", (), {"label_names": LABELS})(), tokenizer=None,
+    resources = Resources(data=type("D", (), {"label_names": LABELS,
+                                              "problem_type": "single_label"})(), tokenizer=None,
                           cache=None, base_encoder=AutoModel.from_pretrained(tiny_dir),
                           model_name=str(tiny_dir))
     drawn = [0]  # elements of random numbers drawn while the model is built

@@ -286,7 +286,7 @@ def test_comparison_table_numbers_match_summary(two_heads):
     for row in rows:
         h = summary["heads"][row["head"]]
         assert row["best trial value"] == f"{h['best_value']:.4f}"
-        assert row["best model accuracy"] == f"{h['dev_accuracy_best']:.4f}"
+        assert row["best model"] == f"{h['dev_accuracy_best']:.4f}"
         assert row["seed mean"] == f"{h['mean']:.4f}"
         assert row["seed std"] == f"{h['std']:.4f}"
         assert row["95% interval"] == f"[{h['ci95'][0]:.4f}, {h['ci95'][1]:.4f}]"
@@ -418,7 +418,8 @@ def test_run_report_for_a_train_run(tmp_path):
     assert_png(run / "report" / "loss_curve.png")
     assert_png(run / "report" / "confusion_matrix.png")
     rows = table_as_dicts(parse_page(index).tables["metrics"])
-    assert {"metric": "validation accuracy", "key in metrics.json": "eval_accuracy",
+    assert {"metric": "validation accuracy (multi-label: exact match)",
+            "key in metrics.json": "eval_accuracy",
             "value": "0.7000"} in rows
 
 

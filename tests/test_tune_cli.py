@@ -15,7 +15,7 @@ from poolbert.errors import PoolbertError
 
 HEADS = ("cls", "mean_max", "attention")
 HEAD_KEYS = {"n_trials", "n_complete", "n_pruned", "n_failed", "best_trial", "best_value",
-             "best_params", "dev_accuracy_best", "seeds", "seed_accuracies", "mean", "std",
+             "best_params", "dev_value_best", "seeds", "seed_values", "mean", "std",
              "ci95", "epochs_saved_by_pruning"}
 TOP_KEYS = {"task", "model", "selection", "select_on_description", "metric", "n_eval", "heads",
             "comparisons", "wall_time_s"}
@@ -58,8 +58,8 @@ def test_end_to_end_writes_the_whole_layout(tmp_path, capsys):
         h = summary["heads"][head]
         assert HEAD_KEYS <= set(h), head
         assert h["n_trials"] == h["n_complete"] + h["n_pruned"] + h["n_failed"] == 2
-        assert h["seeds"] == [1, 2] and len(h["seed_accuracies"]) == 2
-        assert h["mean"] == pytest.approx(sum(h["seed_accuracies"]) / 2)
+        assert h["seeds"] == [1, 2] and len(h["seed_values"]) == 2
+        assert h["mean"] == pytest.approx(sum(h["seed_values"]) / 2)
         assert h["ci95"][0] <= h["mean"] <= h["ci95"][1]
         head_dir = out / "heads" / head
         best = json.loads((head_dir / "best.json").read_text())

@@ -164,7 +164,7 @@ def test_holdout_protocol_scores_dev_once_and_keeps_last_epochs(tiny, tmp_path):
     assert summary["selection"] == "holdout"
     assert "not used to choose anything" in summary["select_on_description"]
     assert (tmp_path / "s" / "heads" / "cls" / "dev_predictions.csv").is_file()
-    assert summary["heads"]["cls"]["dev_accuracy_best"] is not None
+    assert summary["heads"]["cls"]["dev_value_best"] is not None
 
 
 def test_database_password_never_reaches_a_file(tiny, tmp_path):

@@ -22,7 +22,10 @@ from .text import comma_list, first_line
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # SDPA backends a run may allow (see device.attention_kernels)
 ATTENTION_BACKENDS = ("auto", "efficient", "cudnn", "flash", "math")
-GLUE_NAMES = "rte, cola, sst2, mrpc, qqp, mnli, qnli, wnli"
+GLUE_NAMES = "rte, cola, sst2, mrpc, qqp, stsb, mnli, qnli, wnli"
+PROBLEM_TYPES = ("auto", "single_label", "multi_label", "regression")
+# what chooses the best epoch, the best trial and a study's objective (poolbert.metrics)
+METRICS = ("auto", "accuracy", "f1", "macro_f1", "micro_f1", "mcc", "pearson", "spearman", "loss")
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, shown: str | None = None,
@@ -43,7 +46,8 @@ class DataConfig:
     """Where the examples come from and which columns hold text and label."""
 
     task: str | None = setting(
-        "rte", f"GLUE preset: {GLUE_NAMES} (`none` for custom files)")
+        "rte", f"GLUE preset: {GLUE_NAMES} (`none` for custom data; without --task, custom "
+        "files, --text-columns or --label-columns also mean custom data)")
     data_dir: str | None = setting(
         None, "folder of parquet / csv / tsv (incl. GLUE's `glue_data/RTE/*.tsv`) / jsonl splits",
         shown="`$POOLBERT_DATA_DIR/glue/<task>`, else the Hub")
@@ -53,7 +57,15 @@ class DataConfig:
     text_columns: list[str] | None = setting(
         None, "one (single sentence) or two (pair) comma-separated text columns",
         shown="the preset's")
-    label_column: str = setting("label", "label column; labels as ints or names")
+    label_column: str = setting(
+        "label", "label column: ints or names; for multi-label a list of them per row (a JSON "
+        "array, or names separated by `|`); for regression a number")
+    label_columns: list[str] | None = setting(
+        None, "multi-label given as several 0/1 columns, one per label (comma-separated)")
+    problem_type: str = setting(
+        "auto", "single_label, multi_label (any number of labels per row: sigmoid and binary "
+        "cross-entropy) or regression (one number: mean squared error); auto: the task's, else "
+        "multi_label for --label-columns or list labels, else single_label", choices=PROBLEM_TYPES)
     max_train_samples: int | None = setting(
         None, "a fixed random subset of train, for quick runs", shown="all")
     max_eval_samples: int | None = setting(
@@ -87,6 +99,19 @@ class TrainConfig:
     weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorm)")
     max_grad_norm: float = setting(1.0, "gradient clipping norm")
     seed: int = setting(42, "seeds head init, dropout and batch order")
+    metric: str = setting(
+        "auto", "what chooses the best epoch, the best trial and a study's objective; auto: the "
+        "task's official metric (accuracy; CoLA mcc; MRPC, QQP f1; STS-B pearson), else accuracy, "
+        "micro_f1 for multi-label, pearson for regression", choices=METRICS)
+    class_weights: str = setting(
+        "none", "weigh the loss by class: none, balanced (inverse class frequency in train) or "
+        "one comma-separated weight per label")
+    early_stopping_patience: int | None = setting(
+        None, "stop after this many epochs without a better --metric (the best epoch is kept)",
+        shown="off")
+    calibrate: bool = setting(
+        True, "fit a temperature on the selection set so probabilities are calibrated "
+        "(classification); its ECE before and after in metrics.json (the flag: T = 1)")
     precision: str = setting(
         "auto", "auto: bf16 (or fp16) autocast on CUDA with float32 master weights, fp32 on CPU",
         choices=PRECISIONS)
@@ -228,9 +253,31 @@ def validate(config: RunConfig) -> None:
         raise PoolbertError(f"warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
     if t.weight_decay < 0:
         raise PoolbertError(f"weight_decay must be >= 0, got {t.weight_decay}")
+    if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
+        raise PoolbertError(f"early_stopping_patience must be at least 1, got "
+                            f"{t.early_stopping_patience}")
+    explicit_weights(t.class_weights)  # a bad weight list fails here, before any work
     check_choices(t)
+    check_choices(d)
     if d.text_columns is not None and not 1 <= len(d.text_columns) <= 2:
         raise PoolbertError(f"text_columns takes one or two columns, got {d.text_columns}")
+    if d.label_columns is not None and len(d.label_columns) < 2:
+        raise PoolbertError(f"label_columns names the 0/1 columns of a multi-label task, at "
+                            f"least two; got {d.label_columns}")
+
+
+def explicit_weights(text: str) -> list[float] | None:
+    """class_weights as a list of positive weights, or None for "none" and "balanced"."""
+    if text in ("none", "balanced"):
+        return None
+    try:
+        weights = [float(part) for part in comma_list(text) or []]
+    except ValueError:
+        weights = []
+    if not weights or any(not w > 0 for w in weights):
+        raise PoolbertError(f"class_weights must be none, balanced or positive numbers "
+                            f"separated by commas, got {text!r}")
+    return weights
 
 
 def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Metrics on a split: loss, accuracy, macro-F1, confusion matrix, runtime and throughput."""
+"""Scoring a split: the model's logits in one pass, then the metrics of the problem type
+(poolbert.metrics), with runtime and throughput."""
 
 from __future__ import annotations
 
@@ -12,50 +13,47 @@ from transformers import PreTrainedModel
 from . import interrupts
 from .data import Encoded, collate, eval_batches, to_device
 from .device import attention_kernels, autocast, eval_batch_size, pad_multiple
-
-
-def classification_metrics(labels: np.ndarray, preds: np.ndarray, num_labels: int) -> dict:
-    """Accuracy, macro-F1 and the confusion matrix (rows = true label, columns = predicted)."""
-    confusion = np.zeros((num_labels, num_labels), dtype=np.int64)
-    np.add.at(confusion, (labels, preds), 1)
-    tp = np.diag(confusion).astype(float)
-    precision = np.divide(tp, confusion.sum(0), out=np.zeros_like(tp), where=confusion.sum(0) > 0)
-    recall = np.divide(tp, confusion.sum(1), out=np.zeros_like(tp), where=confusion.sum(1) > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {
-        "eval_accuracy": float((labels == preds).mean()) if len(labels) else 0.0,
-        "eval_f1": float(f1.mean()),
-        "eval_confusion": confusion.tolist(),
-    }
+from .metrics import (
+    best_threshold,
+    classification_metrics,
+    multilabel_metrics,
+    probabilities,
+    regression_metrics,
+)
+from .model import task_loss
 
 
 @dataclass
 class Scores:
     metrics: dict
-    probs: np.ndarray  # (N, C), in the split's original order
-    preds: np.ndarray  # (N,)
+    probs: np.ndarray  # (N, C) probabilities of logits / temperature; regression (N, 1) values
+    preds: np.ndarray  # (N,) class | (N, C) 0/1 labels | (N,) values, in the split's order
+    logits: np.ndarray  # (N, C) as the model gave them
 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How a split is scored: where, in which precision, padded with which token."""
+    """How a split is scored: where, in which precision, padded with which token, and how
+    logits become decisions."""
 
     device: torch.device
     precision: str = "fp32"
     pad_id: int = 0
     batch_size: int | None = None  # None: the device's default (device.eval_batch_size)
     attention: str = "auto"
+    problem_type: str = "single_label"
+    temperature: float = 1.0  # calibration (metrics.fit_temperature)
+    threshold: float | None = 0.5  # multi-label; None: the best on these very examples
 
 
 @torch.no_grad()
-def predict_probs(model: PreTrainedModel, enc: Encoded,
-                  how: Scoring) -> tuple[np.ndarray, float, int]:
-    """Class probabilities in original order, the summed loss over labelled rows, and steps.
-    Results stay on the device until the last batch: one read at the end, not one per batch."""
+def predict_logits(model: PreTrainedModel, enc: Encoded,
+                   how: Scoring) -> tuple[np.ndarray, float, int]:
+    """Logits in the split's order, the summed loss over labelled rows, and steps. Results
+    stay on the device until the last batch: one read at the end, not one per batch."""
     model.eval()
     device = how.device
-    order, probs, losses = [], [], []
+    order, logits_out, losses = [], [], []
     with attention_kernels(how.attention, device):
         for indices in eval_batches(enc, eval_batch_size(how.batch_size, device)):
             interrupts.check()  # batches sorted by length: little padding
@@ -65,36 +63,48 @@ def predict_probs(model: PreTrainedModel, enc: Encoded,
             labels = batch.pop("labels")
             with autocast(device, how.precision):
                 logits = model(**batch).logits.float()  # (B, C)
-            if (enc.labels[indices] >= 0).any():  # unlabelled rows (-1: GLUE test): no loss
-                losses.append(torch.nn.functional.cross_entropy(
-                    logits, labels, ignore_index=-1, reduction="sum"))
-            probs.append(torch.softmax(logits, dim=-1))
+            losses.append(task_loss(logits, labels, how.problem_type, reduction="sum"))
+            logits_out.append(logits)
             order.append(indices)
     out = np.zeros((len(enc.labels), model.config.num_labels), dtype=np.float32)
-    if probs:
-        out[np.concatenate(order)] = torch.cat(probs).cpu().numpy()
+    if logits_out:
+        out[np.concatenate(order)] = torch.cat(logits_out).cpu().numpy()
     total_loss = float(torch.stack(losses).sum()) if losses else 0.0
-    return out, total_loss, len(probs)
+    return out, total_loss, len(logits_out)
 
 
 def evaluate(model: PreTrainedModel, enc: Encoded, how: Scoring) -> Scores:
     """Score a labelled split; metric names follow transformers' Trainer (`eval_*`)."""
     start = time.perf_counter()
-    probs, total_loss, steps = predict_probs(model, enc, how)
-    return scores_of(enc, probs, total_loss, steps, time.perf_counter() - start)
+    logits, total_loss, steps = predict_logits(model, enc, how)
+    return scores_of(enc.labels, logits, total_loss, steps, time.perf_counter() - start, how)
 
 
-def scores_of(enc: Encoded, probs: np.ndarray, total_loss: float, steps: int,
-              runtime: float) -> Scores:
-    """The metrics of class probabilities (N, C) on a labelled split."""
-    preds = probs.argmax(axis=1)
-    n = len(enc.labels)
+def scores_of(labels: np.ndarray, logits: np.ndarray, total_loss: float, steps: int,
+              runtime: float, how: Scoring) -> Scores:
+    """The metrics of logits (N, C) against a labelled split's labels."""
+    probs = probabilities(logits, how.problem_type, how.temperature)
+    metrics: dict
+    if how.problem_type == "regression":
+        preds = logits[:, 0]
+        metrics = regression_metrics(labels.astype(np.float64), preds.astype(np.float64))
+        per_loss = len(labels)
+    elif how.problem_type == "multi_label":
+        threshold = how.threshold if how.threshold is not None else best_threshold(labels, probs)
+        preds = (probs >= threshold).astype(np.float32)
+        metrics = {**multilabel_metrics(labels, preds), "eval_threshold": threshold}
+        per_loss = labels.size
+    else:
+        preds = probs.argmax(axis=1)
+        metrics = classification_metrics(labels, preds, probs.shape[1])
+        per_loss = len(labels)
+    n = len(labels)
     metrics = {
-        "eval_loss": total_loss / max(n, 1),
-        **classification_metrics(enc.labels, preds, probs.shape[1]),
+        "eval_loss": total_loss / max(per_loss, 1),
+        **metrics,
         "eval_runtime": runtime,
         "eval_samples_per_second": n / runtime if runtime > 0 else 0.0,
         "eval_steps_per_second": steps / runtime if runtime > 0 else 0.0,
         "n_eval": n,
     }
-    return Scores(metrics=metrics, probs=probs, preds=preds)
+    return Scores(metrics=metrics, probs=probs, preds=preds, logits=logits)

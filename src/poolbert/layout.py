@@ -47,27 +47,60 @@ def _json_or_empty(path: Path) -> dict:
 
 @dataclass(frozen=True)
 class Predictions:
-    """predictions.csv: per-example results in the split's order."""
+    """predictions.csv: per-example results in the split's order. By problem type:
+    single-label `id,label,prediction,prob_<name>...` (label and prediction as indices, -1:
+    unlabelled); multi-label `id,labels,predictions,prob_<name>...` (indices joined by `;`);
+    regression `id,label,prediction` (numbers; an empty label: unlabelled)."""
 
     ids: np.ndarray  # (N,) int64
-    labels: np.ndarray  # (N,) int64, -1 for unlabelled rows
-    preds: np.ndarray  # (N,) int64
-    probs: np.ndarray  # (N, C) float
+    labels: np.ndarray  # (N,) int64 | (N, C) 0/1 (-1 rows unlabelled) | (N,) float (NaN)
+    preds: np.ndarray  # (N,) int64 | (N, C) 0/1 | (N,) float
+    probs: np.ndarray  # (N, C) probabilities; regression (N, 0)
     label_names: list[str]
+    problem_type: str = "single_label"
 
     @property
     def correct(self) -> np.ndarray:
+        """(N,) bool: the prediction is right (multi-label: every label of the row)."""
+        if self.problem_type == "multi_label":
+            return (self.labels == self.preds).all(axis=1)
         return self.labels == self.preds
 
 
+MULTI_COLUMNS = ("id", "labels", "predictions")
+
+
+def _indices(row: np.ndarray) -> str:
+    return "-1" if (row < 0).any() else ";".join(str(i) for i in np.flatnonzero(row > 0))
+
+
+def _from_indices(cell: str, width: int) -> np.ndarray:
+    out = np.zeros(width, dtype=np.float32)
+    if cell == "-1":
+        out[:] = -1
+    elif cell:
+        out[[int(i) for i in cell.split(";")]] = 1
+    return out
+
+
 def write_predictions(path: Path, ids: np.ndarray, labels: np.ndarray, preds: np.ndarray,
-                      probs: np.ndarray, label_names: list[str]) -> None:
+                      probs: np.ndarray, label_names: list[str], problem_type: str) -> None:
     with atomic_open(path) as handle:
         writer = csv.writer(handle)
-        writer.writerow([*PREDICTION_COLUMNS, *(f"prob_{n}" for n in label_names)])
+        if problem_type == "regression":
+            writer.writerow(PREDICTION_COLUMNS)
+            for i, row_id in enumerate(ids):
+                label = "" if np.isnan(labels[i]) else f"{labels[i]:.6g}"
+                writer.writerow([int(row_id), label, f"{preds[i]:.6f}"])
+            return
+        multi = problem_type == "multi_label"
+        writer.writerow([*(MULTI_COLUMNS if multi else PREDICTION_COLUMNS),
+                         *(f"prob_{n}" for n in label_names)])
         for i, row_id in enumerate(ids):
-            writer.writerow([int(row_id), int(labels[i]), int(preds[i]),
-                             *(f"{p:.6f}" for p in probs[i])])
+            cells: tuple[str | int, str | int] = (
+                (_indices(labels[i]), _indices(preds[i])) if multi
+                else (int(labels[i]), int(preds[i])))
+            writer.writerow([int(row_id), *cells, *(f"{p:.6f}" for p in probs[i])])
 
 
 def read_predictions(path: Path) -> Predictions:
@@ -79,16 +112,28 @@ def read_predictions(path: Path) -> Predictions:
             rows = list(reader)
     except (OSError, StopIteration, csv.Error) as exc:
         raise PoolbertError(f"{path}: cannot read predictions ({type(exc).__name__})") from None
-    names = [c.removeprefix("prob_") for c in header[len(PREDICTION_COLUMNS):]]
-    if tuple(header[:len(PREDICTION_COLUMNS)]) != PREDICTION_COLUMNS or not names:
+    first = tuple(header[:3])
+    names = [c.removeprefix("prob_") for c in header[3:]]
+    if first not in (PREDICTION_COLUMNS, MULTI_COLUMNS) or any(
+            not c.startswith("prob_") for c in header[3:]):
         raise PoolbertError(f"{path}: not a predictions file (header {', '.join(header)})")
     try:
         table = np.array(rows, dtype=object).reshape(len(rows), len(header))
-        ints = table[:, :3].astype(np.int64)
+        ids = table[:, 0].astype(np.int64)
         probs = table[:, 3:].astype(float)
-    except ValueError:
+        if first == MULTI_COLUMNS:
+            labels = np.stack([_from_indices(c, len(names)) for c in table[:, 1]]) if rows \
+                else np.zeros((0, len(names)), dtype=np.float32)
+            preds = np.stack([_from_indices(c, len(names)) for c in table[:, 2]]) if rows \
+                else np.zeros((0, len(names)), dtype=np.float32)
+            return Predictions(ids, labels, preds, probs, names, "multi_label")
+        if not names:  # regression: numbers, no probabilities
+            labels = np.array([float(c) if c != "" else np.nan for c in table[:, 1]])
+            return Predictions(ids, labels, table[:, 2].astype(float), probs, [], "regression")
+        ints = table[:, 1:3].astype(np.int64)
+    except (ValueError, IndexError):
         raise PoolbertError(f"{path}: a row is not id, label, prediction, probabilities") from None
-    return Predictions(ints[:, 0], ints[:, 1], ints[:, 2], probs, names)
+    return Predictions(ids, ints[:, 0], ints[:, 1], probs, names)
 
 
 @dataclass(frozen=True)
@@ -254,6 +299,18 @@ class StudyDir:
 
     def read_trials(self) -> list[dict[str, str]]:
         return read_trials_csv(self.trials_csv)
+
+
+def head_dev_value(head: dict) -> float | None:
+    """summary.json: a head's best model on dev, in the study's metric (studies written before
+    --metric existed name it dev_accuracy_best)."""
+    return head.get("dev_value_best", head.get("dev_accuracy_best"))
+
+
+def head_seed_values(head: dict) -> list[float]:
+    """summary.json: a head's seed re-trainings on dev, in the study's metric (or, from
+    studies written before --metric, their seed_accuracies)."""
+    return list(head.get("seed_values", head.get("seed_accuracies")) or [])
 
 
 def is_study(path: Path) -> bool:

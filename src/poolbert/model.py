@@ -19,6 +19,47 @@ except ImportError:  # pragma: no cover - loaded as remote code next to pooling.
     from pooling import ClsPooler, check_pooling, make_pooler  # type: ignore[no-redef]
 
 
+# poolbert's problem types as transformers' config.problem_type names them (its
+# AutoModelForSequenceClassification picks the same loss from them)
+HF_PROBLEM_TYPES = {"single_label": "single_label_classification",
+                    "multi_label": "multi_label_classification", "regression": "regression"}
+
+
+def problem_of(config: PretrainedConfig) -> str:
+    """A model config's problem type in poolbert's words (single-label when unset)."""
+    names = {v: k for k, v in HF_PROBLEM_TYPES.items()}
+    return names.get(getattr(config, "problem_type", None) or "", "single_label")
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str,
+              weight: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+    """The loss of a problem type, as transformers computes it for config.problem_type:
+    cross-entropy (single-label), binary cross-entropy per label (multi-label), mean squared
+    error (regression). `weight`: per-class weights (single-label) or positive-label weights
+    (multi-label). With reduction "sum", unlabelled rows (-1, NaN) add nothing."""
+    logits = logits.float()
+    if problem_type == "regression":
+        values, targets = logits.squeeze(-1), labels.float()
+        known = ~torch.isnan(targets)
+        errors = (values - torch.nan_to_num(targets)) ** 2 * known
+        return errors.sum() if reduction == "sum" else errors.mean()
+    if problem_type == "multi_label":
+        targets = labels.float()
+        known = (targets >= 0).float()
+        each = nn.functional.binary_cross_entropy_with_logits(
+            logits, targets.clamp(min=0), pos_weight=weight, reduction="none") * known
+        return each.sum() if reduction == "sum" else each.mean()
+    return nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=-1,
+                                       reduction=reduction)
+
+
+def calibration_of(config: PretrainedConfig) -> tuple[float, float]:
+    """(temperature, multi-label threshold) a model predicts with; (1, 0.5) when it has none
+    (a plain transformers config, a model saved before calibration)."""
+    return (float(getattr(config, "calibration_temperature", 1.0)),
+            float(getattr(config, "decision_threshold", 0.5)))
+
+
 class PoolbertConfig(PretrainedConfig):
     model_type = "poolbert"
 
@@ -27,12 +68,18 @@ class PoolbertConfig(PretrainedConfig):
         encoder_config: dict | None = None,
         pooling: str = "cls",
         classifier_dropout: float = 0.1,
+        calibration_temperature: float = 1.0,
+        decision_threshold: float = 0.5,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.encoder_config = encoder_config or {}
         self.pooling = pooling
         self.classifier_dropout = classifier_dropout
+        # calibration: probabilities are of logits / temperature (a key of its own: transformers
+        # takes a config's "temperature" for a generation setting)
+        self.calibration_temperature = calibration_temperature
+        self.decision_threshold = decision_threshold  # multi-label: a label from this probability
         if self.encoder_config:  # so pipelines and generic code find the usual fields
             self.hidden_size = self.encoder_config.get("hidden_size")
 
@@ -109,7 +156,7 @@ class PoolbertForSequenceClassification(PreTrainedModel):
         logits = self.classify(hidden, attention_mask)  # (B, C)
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits.float(), labels)
+            loss = task_loss(logits, labels, problem_of(self.config))
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
@@ -136,6 +183,7 @@ def build_model(
     label_names: list[str],
     dropout: float = 0.1,
     encoder: PreTrainedModel | None = None,
+    problem_type: str = "single_label",
 ) -> PoolbertForSequenceClassification:
     """A fresh head on a pretrained encoder loaded in float32 (mixed precision is autocast's job).
 
@@ -151,8 +199,9 @@ def build_model(
         encoder_config=encoder.config.to_dict(),
         pooling=pooling,
         classifier_dropout=dropout,
-        id2label=dict(enumerate(label_names)),
+        id2label=dict(enumerate(label_names)),  # regression: one output, named for its target
         label2id={name: i for i, name in enumerate(label_names)},
+        problem_type=HF_PROBLEM_TYPES[problem_type],
         base_model_name_or_path=str(model_name_or_path),
     )
     model = PoolbertForSequenceClassification(config, encoder=encoder)

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from . import interrupts
 from .config import RunConfig
@@ -37,10 +36,27 @@ from .device import (
     is_out_of_memory,
     pad_multiple,
 )
-from .evaluate import Scores, scores_of
+from .evaluate import Scores, Scoring, scores_of
 from .fusion import fuse
-from .model import PoolbertForSequenceClassification, drop_encoder_pooler, encoder_mask
-from .train import SYNC_EVERY, Resources, StepLog, TrainResult, make_optimizer
+from .metrics import Criterion
+from .model import (
+    PoolbertForSequenceClassification,
+    drop_encoder_pooler,
+    encoder_mask,
+    task_loss,
+)
+from .train import (
+    SYNC_EVERY,
+    Resources,
+    StepLog,
+    TrainResult,
+    calibrate,
+    eval_record,
+    loss_weights,
+    make_optimizer,
+    run_metrics,
+    score_extra,
+)
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train() uses
 
@@ -56,7 +72,7 @@ def linear_schedule(step: int, warmup: int, total: int) -> float:
 class Best:
     """A member's best epoch so far: its weights (on the device) and scores."""
 
-    accuracy: float
+    value: float  # of the member's metric
     epoch: int
     encoder_row: torch.Tensor  # (N,)
     head: dict[str, torch.Tensor]
@@ -75,6 +91,8 @@ class Member:
     val_enc: Encoded
     total_updates: int
     warmup: int
+    judge: Criterion
+    weights: torch.Tensor | None  # --class-weights, as the loss takes them
     history: list[dict] = field(default_factory=list)
     epoch: int = 0  # epochs finished
     step: int = 0  # optimiser steps done
@@ -84,10 +102,13 @@ class Member:
     best: Best | None = None
     last_scores: Scores | None = None
     keep_last: bool = False  # epoch selection "last": nothing chosen on the validation set
+    stale: int = 0  # epochs since the best one (early stopping)
 
     @property
     def done(self) -> bool:
-        return self.epoch >= self.config.train.num_train_epochs
+        patience = self.config.train.early_stopping_patience
+        return (self.epoch >= self.config.train.num_train_epochs
+                or (patience is not None and self.stale >= patience))
 
     def lr(self, step: int | None = None) -> float:
         """The learning rate of optimiser step `step` (default: the next one)."""
@@ -143,7 +164,9 @@ class Pack:
         optimizer = make_optimizer(head, t.learning_rate, t.weight_decay,
                                    self.device.type == "cuda")
         member = Member(key, config, head, optimizer, train_enc, val_enc, total,
-                        math.ceil(t.warmup_ratio * total), keep_last=epoch_selection == "last")
+                        math.ceil(t.warmup_ratio * total), self.resources.criterion(config),
+                        loss_weights(config, self.resources.data, self.device),
+                        keep_last=epoch_selection == "last")
         zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
         self.members.append(member)
         self._set_rows(torch.cat([self.flat.data, self.base_row[None]]),
@@ -279,11 +302,13 @@ class Pack:
 
     def _member_losses(self, logits: torch.Tensor, labels: torch.Tensor,
                        reduce: str = "mean") -> torch.Tensor:
-        """(K,) each member's cross-entropy over its rows (mean, or sum over labelled ones)."""
-        k, rows, classes = logits.shape
-        each = nn.functional.cross_entropy(logits.reshape(k * rows, classes), labels,
-                                           ignore_index=-1, reduction="none").reshape(k, rows)
-        return each.mean(1) if reduce == "mean" else each.sum(1)
+        """(K,) each member's loss over its rows (its problem type and class weights; mean, or
+        a sum over the labelled rows)."""
+        rows = logits.shape[1]
+        return torch.stack([
+            task_loss(logits[j], labels[j * rows:(j + 1) * rows], m.judge.problem_type,
+                      m.weights if reduce == "mean" else None, reduction=reduce)
+            for j, m in enumerate(self.members)])
 
     def _forward_backward(self, i: int) -> torch.Tensor:
         batch = self._batch([m.train_enc for m in self.members],
@@ -351,45 +376,52 @@ class Pack:
         start = time.perf_counter()
         size = eval_batch_size(self.members[0].config.train.eval_batch_size, self.device)
         orders = [eval_batches(m.val_enc, size) for m in self.members]
-        probs: list[list[torch.Tensor]] = [[] for _ in self.members]
+        logits: list[list[torch.Tensor]] = [[] for _ in self.members]
         losses = []
         for j in range(len(orders[0])):
             interrupts.check()
             batch = self._batch([m.val_enc for m in self.members], [o[j] for o in orders])
-            logits = self._logits(batch)  # (K, B, C)
-            losses.append(self._member_losses(logits, batch["labels"], reduce="sum"))
+            block = self._logits(batch)  # (K, B, C)
+            losses.append(self._member_losses(block, batch["labels"], reduce="sum"))
             for idx in range(len(self.members)):
-                probs[idx].append(torch.softmax(logits[idx], dim=-1))
+                logits[idx].append(block[idx])
         totals = torch.stack(losses).sum(0).tolist()  # the one read of the evaluation
         runtime = time.perf_counter() - start
         outcomes = []
         for idx, m in enumerate(self.members):
-            found = torch.cat(probs[idx]).cpu().numpy()
+            found = torch.cat(logits[idx]).cpu().numpy()
             out = np.zeros_like(found)
             out[np.concatenate(orders[idx])] = found
-            scores = scores_of(m.val_enc, out, totals[idx], len(orders[idx]), runtime)
+            scores = scores_of(m.val_enc.labels, out, totals[idx], len(orders[idx]), runtime,
+                               self._scoring(m))
             self._record(m, idx, scores, elapsed)
             outcomes.append(EpochOutcome(m, scores))
         return outcomes
+
+    def _scoring(self, m: Member) -> Scoring:
+        """How a member's validation set is scored, as `train()` scores it."""
+        t = m.config.train
+        return Scoring(self.device, self.precision, self.resources.tokenizer.pad_token_id or 0,
+                       t.eval_batch_size, t.attention, m.judge.problem_type, threshold=None)
 
     def _record(self, m: Member, idx: int, scores: Scores, elapsed: float) -> None:
         """The epoch in the member's history; its weights kept when it is the best epoch."""
         m.epoch += 1
         m.train_time += elapsed
-        metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
-        m.history.append({"type": "eval", "epoch": m.epoch, "step": m.step, **metrics,
-                          "train_runtime": elapsed,
-                          "train_samples_per_second": len(m.train_enc.labels) / elapsed})
+        m.history.append(eval_record(m.epoch, m.step, scores, elapsed, len(m.train_enc.labels)))
         m.last_scores = scores
-        accuracy = scores.metrics["eval_accuracy"]
-        if m.best is None or accuracy > m.best.accuracy or m.keep_last:  # a copy on the device
+        value = m.judge.value(scores.metrics)
+        improved = m.best is None or m.judge.better(value, m.best.value)
+        m.stale = 0 if improved else m.stale + 1
+        if improved or m.keep_last:  # a copy on the device
             head = {k: v.detach().clone() for k, v in m.head.state_dict().items()}
-            m.best = Best(accuracy, m.epoch, self.flat.data[idx].clone(), head, scores)
+            m.best = Best(value, m.epoch, self.flat.data[idx].clone(), head, scores)
 
     # ----------------------------------------------------------------- results
 
     def result(self, m: Member) -> TrainResult:
-        """The member's run as `train()` returns it: its best epoch's model, on the CPU."""
+        """The member's run as `train()` returns it: its best epoch's model, calibrated, on
+        the CPU."""
         if m.best is None or m.last_scores is None:
             raise ValueError("a member has a result only after an epoch")
         model = self.resources.fresh_model(m.config)
@@ -398,20 +430,12 @@ class Pack:
             {s.qualified: row[s.offset:s.offset + s.size].view(s.shape) for s in self.flat.slots},
             strict=False)  # the encoder's own pooler is not in the pack: the head has its own
         model.load_state_dict({k: v.cpu() for k, v in m.best.head.items()}, strict=False)
-        metrics = {
-            **m.best.scores.metrics,
-            "epoch": float(m.best.epoch),
-            "best_epoch": m.best.epoch,
-            "epochs_run": m.epoch,
-            "last_eval_accuracy": m.last_scores.metrics["eval_accuracy"],
-            "train_runtime": m.train_time,
-            "train_samples_per_second": m.seen / m.train_time if m.train_time > 0 else 0.0,
-            "n_train": len(m.train_enc.labels),
-            "label_names": list(self.resources.data.label_names),
-            "device": str(self.device),
-            "precision": self.precision,
-        }
-        return TrainResult(metrics, m.history, model.eval(), m.best.scores, m.epoch)
+        how = self._scoring(m)
+        kept = calibrate(model, m.best.scores, m.val_enc.labels, how, m.config.train.calibrate)
+        metrics = run_metrics(kept, m.judge, m.best.epoch, m.epoch, m.last_scores, m.train_time,
+                              m.seen, self.resources, str(self.device), self.precision)
+        metrics.update(score_extra(model.to(self.device), self.resources, m.config, how))
+        return TrainResult(metrics, m.history, model.cpu().eval(), kept, m.epoch)
 
 
 def train_together(configs: list[RunConfig], resources: Resources,

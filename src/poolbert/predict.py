@@ -22,9 +22,11 @@ from .config import DataConfig
 from .data import GLUE_TASKS, TaskSpec, TextSplit, encode, load_data, task_spec, texts_of
 from .device import resolve_device, resolve_precision
 from .errors import PoolbertError
-from .evaluate import Scoring, predict_probs
+from .evaluate import Scoring, predict_logits
 from .export.sources import Source, TrainingInfo, label_names, load_classifier, resolve_source, training_info
 from .files import atomic_open
+from .metrics import probabilities
+from .model import calibration_of, problem_of
 from .tables import check_output_file, check_readable, check_writable, open_table, read_chunks
 
 # the first of these in the input is copied into the predictions, so rows can be matched up
@@ -58,19 +60,38 @@ class Predictor:
         model, tokenizer = load_classifier(source.model_dir)
         return cls(model.to(dev), tokenizer, label_names(model), length, batch_size, dev)
 
+    @property
+    def problem_type(self) -> str:
+        return problem_of(self.model.config)
+
     def probs(self, texts_a: list[str], texts_b: list[str] | None) -> np.ndarray:
-        """(N, C) class probabilities, in input order."""
-        labels = np.full(len(texts_a), -1, dtype=np.int64)
-        split = TextSplit("predict", texts_a, texts_b, labels, np.arange(len(texts_a)))
+        """(N, C) calibrated class probabilities (the model's temperature), or for regression
+        the predicted values (N, 1), in input order."""
+        problem = self.problem_type
+        unlabelled = {"multi_label": np.full((len(texts_a), len(self.labels)), -1.0),
+                      "regression": np.full(len(texts_a), np.nan)}.get(
+            problem, np.full(len(texts_a), -1, dtype=np.int64))
+        split = TextSplit("predict", texts_a, texts_b, unlabelled, np.arange(len(texts_a)))
         enc = encode(self.tokenizer, split, self.max_length)
         how = Scoring(self.device, resolve_precision("auto", self.device),
-                      self.tokenizer.pad_token_id or 0, self.batch_size)
-        probs, _, _ = predict_probs(self.model, enc, how)
-        return probs
+                      self.tokenizer.pad_token_id or 0, self.batch_size, problem_type=problem)
+        logits, _, _ = predict_logits(self.model, enc, how)
+        return probabilities(logits, problem, calibration_of(self.model.config)[0])
 
     def frame(self, probs: np.ndarray) -> pd.DataFrame:
-        """The predicted label's name and one prob_<label> column per label."""
-        out = pd.DataFrame({"prediction": [self.labels[i] for i in probs.argmax(axis=1)]})
+        """The prediction (a label's name; the names of the labels at or above the model's
+        threshold joined by `|` for multi-label; a number for regression) and one
+        prob_<label> column per label."""
+        problem = self.problem_type
+        if problem == "regression":
+            return pd.DataFrame({"prediction": probs[:, 0].astype(np.float64).round(6)})
+        if problem == "multi_label":
+            threshold = calibration_of(self.model.config)[1]
+            chosen = ["|".join(n for n, p in zip(self.labels, row, strict=True) if p >= threshold)
+                      for row in probs]
+            out = pd.DataFrame({"prediction": chosen})
+        else:
+            out = pd.DataFrame({"prediction": [self.labels[i] for i in probs.argmax(axis=1)]})
         for j, name in enumerate(self.labels):
             out[f"prob_{name}"] = probs[:, j].astype(np.float64).round(6)
         return out
@@ -173,7 +194,10 @@ def predict_split(
         _check_submission_labels(predictor.labels, spec.name)
     out = predictor.frame(_probs_with_progress(predictor, rows, o.quiet))
     out.insert(0, "idx", rows.ids)
-    if (rows.labels >= 0).any():
+    if data.problem_type == "regression":
+        if not np.isnan(rows.labels).all():
+            out.insert(1, "label", rows.labels.astype(np.float64))
+    elif (rows.labels >= 0).any():
         out.insert(1, "label", [data.label_names[i] if i >= 0 else "" for i in rows.labels])
     if output_path is not None:
         with open_table(Path(output_path)) as write:
@@ -221,8 +245,12 @@ def _check_submission_labels(labels: list[str], task: str) -> None:
 
 def write_glue_submission(path: Path, task: str, ids: np.ndarray, predictions: Any) -> None:
     """The GLUE server's format: `index<TAB>prediction`, one line per test row, in file order."""
-    names = GLUE_TASKS[task].label_names
-    values = [p if task in SUBMISSION_BY_NAME else str(names.index(p)) for p in predictions]
+    spec = GLUE_TASKS[task]
+    if spec.problem_type == "regression":  # STS-B: the predicted similarity itself
+        values = [f"{float(p):.3f}" for p in predictions]
+    else:
+        values = [p if task in SUBMISSION_BY_NAME else str(spec.label_names.index(p))
+                  for p in predictions]
     with atomic_open(path) as handle:
         handle.write("index\tprediction\n")
         for index, value in zip(ids, values, strict=True):

@@ -52,17 +52,19 @@ def check_readable(path: Path) -> None:
         raise PoolbertError(f"{path}: file is empty")
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A whole file as a DataFrame with string column names; at least one row."""
+def read_table(path: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
+    """A whole file as a DataFrame with string column names; at least one row. `names`: a
+    csv/tsv without a header line, its columns."""
     path = Path(path)
-    chunks = list(read_chunks(path, chunk_size=None))
+    chunks = list(read_chunks(path, chunk_size=None, names=names))
     frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     if len(frame) == 0:
         raise PoolbertError(f"{path}: no rows")
     return frame
 
 
-def read_chunks(path: str | os.PathLike, chunk_size: int | None) -> Iterator[pd.DataFrame]:
+def read_chunks(path: str | os.PathLike, chunk_size: int | None,
+                names: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """The file in DataFrames of `chunk_size` rows (None: one frame), in file order; the first
     frame is yielded (possibly empty) before a later malformed row is found."""
     path = Path(path)
@@ -70,20 +72,21 @@ def read_chunks(path: str | os.PathLike, chunk_size: int | None) -> Iterator[pd.
     suffix = path.suffix.lower()
     with reading_errors(path):
         if suffix in (".csv", ".tsv"):
-            yield from _delimited(path, chunk_size, tsv=suffix == ".tsv")
+            yield from _delimited(path, chunk_size, tsv=suffix == ".tsv", names=names)
         elif suffix == ".parquet":
             yield from _parquet(path, chunk_size)
         else:
             yield from _json(path, chunk_size)
 
 
-def _delimited(path: Path, chunk_size: int | None, tsv: bool) -> Iterator[pd.DataFrame]:
+def _delimited(path: Path, chunk_size: int | None, tsv: bool,
+               names: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """csv (quoted fields may hold commas, quotes and newlines) or tsv (GLUE's: never quoted,
     so sentences keep unbalanced quotes); every row must have the header's number of fields."""
     with path.open(encoding="utf-8-sig", errors="strict", newline="") as handle:
         reader = (csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
                   else csv.reader(handle, quoting=csv.QUOTE_MINIMAL, strict=True))
-        header = next((row for row in reader if row), None)
+        header = names or next((row for row in reader if row), None)
         if header is None:
             raise PoolbertError(f"{path}: file is empty")
         _check_header(header, path)

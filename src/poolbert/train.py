@@ -11,16 +11,17 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
 from . import DEFAULT_MODEL, interrupts
-from .config import RunConfig
+from .config import RunConfig, explicit_weights
 from .data import LoadedData, TokenCache, collate, load_data, to_device, train_batches
 from .device import (
     attention_kernels,
@@ -31,10 +32,11 @@ from .device import (
     resolve_precision,
 )
 from .errors import PoolbertError
-from .evaluate import Scores, Scoring, evaluate
+from .evaluate import Scores, Scoring, evaluate, scores_of
 from .files import library_versions, write_json, write_jsonl
 from .layout import RunDir, write_predictions
-from .model import PoolbertForSequenceClassification, build_model
+from .metrics import Criterion, criterion_for, expected_calibration_error, fit_temperature
+from .model import PoolbertForSequenceClassification, build_model, calibration_of, task_loss
 from .text import first_line
 
 EpochHook = Callable[[int, dict], None]
@@ -99,8 +101,14 @@ class Resources:
         host-to-device copy of the encoder per run)."""
         encoder = copy.deepcopy(self.encoder_on(device or torch.device("cpu")))
         model = build_model(self.model_name, config.model.pooling, self.data.label_names,
-                            config.model.dropout, encoder=encoder)
+                            config.model.dropout, encoder=encoder,
+                            problem_type=self.data.problem_type)
         return model.to(device) if device is not None else model
+
+    def criterion(self, config: RunConfig) -> Criterion:
+        """What runs on this data are judged by (--metric, or the task's own)."""
+        return criterion_for(config.train.metric, self.data.problem_type, config.data.task,
+                             len(self.data.label_names))
 
 
 @dataclass
@@ -135,12 +143,14 @@ def train(
     quiet: bool = False,
     epoch_selection: str = "best",
 ) -> TrainResult:
-    """Fine-tune one model; keep the epoch with the best validation accuracy ("best"), or the
-    last epoch ("last": nothing chosen on the validation set, so its score stays unbiased)."""
+    """Fine-tune one model; keep the epoch with the best validation --metric ("best"), or the
+    last epoch ("last": nothing chosen on the validation set, so its score stays unbiased).
+    With --early-stopping-patience N the run stops after N epochs without a better metric."""
     if epoch_selection not in ("best", "last"):
         raise ValueError(f"epoch_selection must be 'best' or 'last', got {epoch_selection!r}")
     t = config.train
     resources = resources or Resources.load(config)
+    judge = resources.criterion(config)
     transformers.set_seed(t.seed)  # python, numpy, torch: head init, dropout and batch order
     device = resolve_device(t.device)
     precision = resolve_precision(t.precision, device)
@@ -151,6 +161,7 @@ def train(
     val_enc = resources.cache.get(resources.data.validation, t.max_length)
     pad_id = resources.tokenizer.pad_token_id or 0
     pad, cap = pad_multiple(device, t.compile), int(train_enc.lengths.max())
+    weights = loss_weights(config, resources.data, device)
     batches_per_epoch = math.ceil(len(train_enc.labels) / t.batch_size)
     updates_per_epoch = math.ceil(batches_per_epoch / t.gradient_accumulation_steps)
     total_updates = updates_per_epoch * t.num_train_epochs
@@ -160,11 +171,14 @@ def train(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step_model = torch.compile(model) if t.compile else model
+    # multi-label: each epoch's threshold is the best on the validation set, the selection set
+    how = Scoring(device, precision, pad_id, t.eval_batch_size, t.attention,
+                  judge.problem_type, threshold=None)
 
     history: list[dict] = []
     log = StepLog([history])
-    best: tuple[float, int, dict | None, Scores] | None = None  # (accuracy, epoch, state, scores)
-    step, seen, train_time = 0, 0, 0.0
+    best: tuple[float, int, dict | None, Scores] | None = None  # (value, epoch, state, scores)
+    step, seen, train_time, epoch, stale = 0, 0, 0.0, 0, 0
     with attention_kernels(t.attention, device):
         for epoch in range(1, t.num_train_epochs + 1):
             model.train()
@@ -176,8 +190,10 @@ def train(
             for i, indices in enumerate(bar):
                 interrupts.check()  # a deferred Ctrl-C stops here, between steps
                 batch = to_device(collate(train_enc, indices, pad_id, pad, cap), device)
+                labels = batch.pop("labels")
                 with autocast(device, precision):
-                    loss = step_model(**batch).loss  # mean cross-entropy over the batch
+                    logits = step_model(**batch).logits
+                loss = task_loss(logits, labels, judge.problem_type, weights)  # batch mean
                 scaler.scale(loss / t.gradient_accumulation_steps).backward()
                 step_losses.append(loss.detach())
                 seen += len(indices)
@@ -200,44 +216,134 @@ def train(
             epoch_time = time.perf_counter() - start
             train_time += epoch_time
 
-            scores = evaluate(model, val_enc, Scoring(device, precision, pad_id,
-                                                      t.eval_batch_size, t.attention))
-            epoch_metrics = {k: v for k, v in scores.metrics.items() if k != "eval_confusion"}
-            history.append({"type": "eval", "epoch": epoch, "step": step, **epoch_metrics,
-                            "train_runtime": epoch_time,
-                            "train_samples_per_second": len(train_enc.labels) / epoch_time})
+            scores = evaluate(model, val_enc, how)
+            history.append(eval_record(epoch, step, scores, epoch_time, len(train_enc.labels)))
+            value = judge.value(scores.metrics)
             if not quiet:
-                tqdm.write(
-                    f"epoch {epoch}: eval_loss {scores.metrics['eval_loss']:.4f} "
-                    f"eval_accuracy {scores.metrics['eval_accuracy']:.4f}"
-                )
+                tqdm.write(f"epoch {epoch}: eval_loss {scores.metrics['eval_loss']:.4f} "
+                           f"{judge.key} {value:.4f}")
+            improved = best is None or judge.better(value, best[0])
+            stale = 0 if improved else stale + 1
             if epoch_selection == "last":
-                best = (scores.metrics["eval_accuracy"], epoch, None, scores)  # weights: the model's
-            elif best is None or scores.metrics["eval_accuracy"] > best[0]:
+                best = (value, epoch, None, scores)  # the weights: the model's own
+            elif improved:
                 # a copy on the device, not in pageable host memory: no transfer per epoch
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                best = (scores.metrics["eval_accuracy"], epoch, state, scores)
+                best = (value, epoch, state, scores)
             if on_epoch is not None:
                 on_epoch(epoch, scores.metrics)  # may raise to stop the run (a pruned trial)
+            if t.early_stopping_patience is not None and stale >= t.early_stopping_patience:
+                break
 
     assert best is not None  # validate() asks for one epoch or more
     _, best_epoch, best_state, best_scores = best
     if best_state is not None:
         model.load_state_dict(best_state)
-    metrics = {
-        **best_scores.metrics,
+    kept = calibrate(model, best_scores, val_enc.labels, how, t.calibrate)
+    metrics = run_metrics(kept, judge, best_epoch, epoch, scores, train_time, seen, resources,
+                          str(device), precision)
+    metrics.update(score_extra(model, resources, config, how))
+    return TrainResult(metrics, history, model.cpu(), kept, epoch)
+
+
+def run_metrics(kept: Scores, judge: Criterion, best_epoch: int, epochs_run: int, last: Scores,
+                train_time: float, seen: int, resources: Resources, device: str,
+                precision: str) -> dict:
+    """metrics.json of a run: the kept epoch's validation metrics and training statistics."""
+    return {
+        **kept.metrics,
+        "metric": judge.metric,
         "epoch": float(best_epoch),
         "best_epoch": best_epoch,
-        "epochs_run": t.num_train_epochs,
-        "last_eval_accuracy": scores.metrics["eval_accuracy"],
+        "epochs_run": epochs_run,
+        "last_eval_value": judge.value(last.metrics),
         "train_runtime": train_time,
         "train_samples_per_second": seen / train_time if train_time > 0 else 0.0,
-        "n_train": len(train_enc.labels),
+        "n_train": len(resources.data.train),
         "label_names": list(resources.data.label_names),
-        "device": str(device),
+        "problem_type": judge.problem_type,
+        "device": device,
         "precision": precision,
     }
-    return TrainResult(metrics, history, model.cpu(), best_scores, t.num_train_epochs)
+
+
+def eval_record(epoch: int, step: int, scores: Scores, epoch_time: float, n_train: int) -> dict:
+    """An epoch's row of history.jsonl: its validation metrics and its training speed."""
+    lists = ("eval_confusion", "eval_precision", "eval_recall")
+    return {"type": "eval", "epoch": epoch, "step": step,
+            **{k: v for k, v in scores.metrics.items() if k not in lists},
+            "train_runtime": epoch_time, "train_samples_per_second": n_train / epoch_time}
+
+
+def calibrate(model: PoolbertForSequenceClassification, scores: Scores, labels: np.ndarray,
+              how: Scoring, fit: bool) -> Scores:
+    """The kept epoch's scores with a temperature fitted on these (selection) examples and,
+    for multi-label, the threshold tuned on the calibrated probabilities; both go into the
+    model's config, so a saved or exported model predicts with them. ECE before and after."""
+    if how.problem_type == "regression":
+        return scores
+    temperature = fit_temperature(scores.logits, labels, how.problem_type) if fit else 1.0
+    raw = expected_calibration_error(scores.probs, labels, how.problem_type)
+    calibrated = replace(how, temperature=temperature)
+    found = scores_of(labels, scores.logits, 0.0, 0, 0.0, calibrated)
+    if how.problem_type == "multi_label":
+        model.config.decision_threshold = found.metrics["eval_threshold"]
+    model.config.calibration_temperature = temperature
+    keep = ("eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+    metrics = {**found.metrics, **{k: scores.metrics[k] for k in keep},
+               "temperature": temperature, "eval_ece": raw,
+               "eval_ece_calibrated": expected_calibration_error(found.probs, labels,
+                                                                 how.problem_type)}
+    return replace(found, metrics=metrics)
+
+
+def score_extra(model: PoolbertForSequenceClassification, resources: Resources,
+                config: RunConfig, how: Scoring) -> dict:
+    """The kept model on the task's further validation splits (MNLI mismatched), as
+    eval_<split>_<metric>."""
+    out = {}
+    temperature, threshold = calibration_of(model.config)
+    scoring = replace(how, temperature=temperature, threshold=threshold)
+    for name, split in resources.data.extra.items():
+        enc = resources.cache.get(split, config.train.max_length)
+        found = evaluate(model, enc, scoring).metrics
+        out.update({f"eval_{name}_{k.removeprefix('eval_')}": v for k, v in found.items()
+                    if k in ("eval_loss", "eval_accuracy", "eval_f1", "eval_mcc",
+                             "eval_binary_f1")})
+    return out
+
+
+def check_fit(config: RunConfig, data: LoadedData) -> None:
+    """What a run's settings ask of its data (a --metric its problem type has, class weights
+    for its labels), checked before a study writes anything."""
+    criterion_for(config.train.metric, data.problem_type, config.data.task, len(data.label_names))
+    loss_weights(config, data, torch.device("cpu"))
+
+
+def loss_weights(config: RunConfig, data: LoadedData,
+                 device: torch.device) -> torch.Tensor | None:
+    """--class-weights as the loss takes them: per class (single-label, balanced = N / (C n_c))
+    or per label's positives (multi-label, balanced = negatives / positives)."""
+    asked = config.train.class_weights
+    if asked == "none":
+        return None
+    if data.problem_type == "regression":
+        raise PoolbertError("class_weights: regression has no classes")
+    explicit = explicit_weights(asked)
+    if explicit is not None:
+        if len(explicit) != len(data.label_names):
+            raise PoolbertError(f"class_weights: {len(explicit)} weights for "
+                                f"{len(data.label_names)} labels ({', '.join(data.label_names)})")
+        return torch.tensor(explicit, dtype=torch.float32, device=device)
+    labels = data.train.labels
+    if data.problem_type == "multi_label":
+        positives = np.clip((labels > 0).sum(0), 1, None)
+        values = (len(labels) - positives) / positives
+    else:
+        counts = np.clip(np.bincount(labels[labels >= 0], minlength=len(data.label_names)), 1,
+                         None)
+        values = counts.sum() / (len(counts) * counts)
+    return torch.tensor(values, dtype=torch.float32, device=device)
 
 
 class StepLog:
@@ -312,7 +418,7 @@ def save_run(result: TrainResult, record: dict, resources: Resources, out_dir: P
     write_jsonl(run.history_file, result.history)
     val = resources.data.validation
     write_predictions(run.predictions_file, val.ids, val.labels, result.scores.preds,
-                      result.scores.probs, resources.data.label_names)
+                      result.scores.probs, resources.data.label_names, resources.data.problem_type)
     if save_model:
         result.model.save_pretrained(run.model)
         resources.tokenizer.save_pretrained(run.model)

@@ -49,9 +49,10 @@ def run_settings_given(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """File settings, then the flags that were given, then validation (PoolbertError if bad)."""
     config = load_config(args.config, run_settings_given(args))
-    custom_files = args.train_file or args.validation_file
-    if custom_files and args.task is None and not _task_from_file(args):
-        config.data.task = None  # custom files without --task: no GLUE preset
+    # custom files, or a folder read with its own columns, without --task: no GLUE preset
+    custom = args.train_file or args.validation_file or args.text_columns or args.label_columns
+    if custom and args.task is None and not _task_from_file(args):
+        config.data.task = None
     task_spec(config.data.task)  # a bad name fails here, before any work
     try:
         check_pooling(config.model.pooling)

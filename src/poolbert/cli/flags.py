@@ -99,7 +99,8 @@ def options_table(*classes: type) -> str:
     for cls in classes:
         for s in settings_of(cls):
             meaning = s.help + (f"; one of {', '.join(s.choices)}" if s.choices else "")
-            lines.append(f"| `{s.flag}` | {s.default_text} | {meaning} |")
+            cells = (f"`{s.flag}`", s.default_text, meaning)  # a bare | would end a cell
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

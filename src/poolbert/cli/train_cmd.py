@@ -37,15 +37,18 @@ def run(args: argparse.Namespace) -> int:
         save_run(result, run_record(config, resources, command_line()), resources, tmp,
                  save_model=args.save_model)
         plot_loss_curve(result.history, tmp / "loss_curve.png",
-                        title=f"{config.model.pooling} on {resources.data.source}")
+                        f"{config.model.pooling} on {resources.data.source}",
+                        result.metrics["metric"], result.metrics["problem_type"])
     print_summary(result.metrics, Path(out))
     return 0
 
 
 def print_summary(metrics: dict, out: Path) -> None:
-    print(
-        f"best epoch {metrics['best_epoch']}/{metrics['epochs_run']}: "
-        f"eval_accuracy {metrics['eval_accuracy']:.4f}  eval_f1 {metrics['eval_f1']:.4f}  "
-        f"eval_loss {metrics['eval_loss']:.4f}  "
-        f"train {metrics['train_samples_per_second']:.1f} examples/s  -> {out}"
-    )
+    from ..metrics import METRIC_KEYS
+
+    judged = METRIC_KEYS[metrics["metric"]]
+    shown = dict.fromkeys([judged, "eval_accuracy", "eval_f1", "eval_pearson", "eval_loss",
+                           "eval_ece_calibrated"])  # the run's own metric first
+    values = "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics)
+    print(f"best epoch {metrics['best_epoch']}/{metrics['epochs_run']}: {values}  "
+          f"train {metrics['train_samples_per_second']:.1f} examples/s  -> {out}")

@@ -66,7 +66,7 @@ def collate(enc: Encoded, indices: np.ndarray, pad_id: int,
     batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
     if types is not None:
         batch["token_type_ids"] = torch.from_numpy(types)
-    batch["labels"] = torch.from_numpy(enc.labels[indices].astype(np.int64))
+    batch["labels"] = torch.from_numpy(np.ascontiguousarray(enc.labels[indices]))
     return batch
 
 

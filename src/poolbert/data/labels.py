@@ -3,6 +3,7 @@ label names; every unknown or missing label is a one-line error naming its row."
 
 from __future__ import annotations
 
+import json
 import numbers
 import re
 from typing import Any
@@ -123,3 +124,105 @@ def require_column(frame: pd.DataFrame, column: str, where: str) -> None:
     if column not in frame.columns:
         present = ", ".join(map(str, frame.columns))
         raise PoolbertError(f"{where}: missing column {column!r} (columns present: {present})")
+
+
+# ----------------------------------------------------------------------------- multi-label
+
+
+def label_list(value: Any) -> list[str] | None:
+    """A multi-label cell as label keys: a list (JSON array, parquet list), a JSON array as
+    text, or names separated by `|`; an empty list or string means no label; None if missing."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                return None  # not a list after all: reported as such by the caller
+        else:
+            return [part.strip() for part in text.split("|") if part.strip()]
+    if is_container(value) and not isinstance(value, dict | set):
+        keys = [_label_key(v) for v in list(value)]
+        return [k for k in keys if k is not None]
+    return None if is_missing(value) else [_label_key(value) or ""]
+
+
+def multilabel_names(series: pd.Series, column: str, where: str) -> list[str]:
+    """The label names of a multi-label list column: every name train uses, sorted."""
+    names: set[str] = set()
+    for row, value in enumerate(series.tolist(), start=1):
+        keys = label_list(value)
+        if keys is None:
+            raise PoolbertError(f"{where}: labels in column {column!r} at row {row} are not a "
+                                f"list of labels: {_show(value)}")
+        names.update(keys)
+    if not names:
+        raise PoolbertError(f"{where}: column {column!r} holds no labels")
+    return sorted(names, key=int) if all(_is_int_key(n) for n in names) else sorted(names)
+
+
+def parse_label_lists(series: pd.Series, column: str, where: str, names: list[str],
+                      unlabeled_ok: bool) -> np.ndarray:
+    """(N, C) 0/1 floats; a row without its labels (unlabeled_ok: a test split) is all -1."""
+    out = np.zeros((len(series), len(names)), dtype=np.float32)
+    index = {name: i for i, name in enumerate(names)}
+    for row, value in enumerate(series.tolist(), start=1):
+        keys = label_list(value)
+        if keys is None:
+            if unlabeled_ok and is_missing(value):
+                out[row - 1] = -1
+                continue
+            raise PoolbertError(f"{where}: labels in column {column!r} at row {row} are not a "
+                                f"list of labels: {_show(value)}")
+        for key in keys:
+            if key not in index:
+                raise PoolbertError(f"{where}: unknown label {key!r} in column {column!r} (row "
+                                    f"{row}); the labels: {', '.join(names)}")
+            out[row - 1, index[key]] = 1
+    return out
+
+
+def parse_label_columns(frame: pd.DataFrame, columns: list[str], where: str,
+                        unlabeled_ok: bool) -> np.ndarray:
+    """(N, C) 0/1 floats from one 0/1 (or true/false) column per label."""
+    out = np.zeros((len(frame), len(columns)), dtype=np.float32)
+    for j, column in enumerate(columns):
+        require_column(frame, column, where)
+        for row, value in enumerate(frame[column].tolist(), start=1):
+            key = _label_key(value)
+            flag = {"0": 0, "1": 1, "false": 0, "true": 1}.get((key or "").lower())
+            if flag is None:
+                if unlabeled_ok and key in (None, "-1"):
+                    out[row - 1] = -1
+                    continue
+                raise PoolbertError(f"{where}: column {column!r} at row {row} holds "
+                                    f"{_show(value)}; a label column holds 0 or 1")
+            out[row - 1, j] = flag
+    return out
+
+
+# ----------------------------------------------------------------------------- regression
+
+
+def parse_targets(series: pd.Series, column: str, where: str, unlabeled_ok: bool) -> np.ndarray:
+    """(N,) float32 regression targets; a missing one (unlabeled_ok: a test split) is NaN."""
+    out = np.empty(len(series), dtype=np.float32)
+    for row, value in enumerate(series.tolist(), start=1):
+        if is_missing(value) or (isinstance(value, str) and not value.strip()):
+            if unlabeled_ok:
+                out[row - 1] = np.nan
+                continue
+            raise PoolbertError(f"{where}: missing regression target in column {column!r} at "
+                                f"row {row}")
+        try:
+            if isinstance(value, bool) or is_container(value):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PoolbertError(f"{where}: regression target {_show(value)} in column "
+                                f"{column!r} at row {row} is not a number") from None
+        if not np.isfinite(number):
+            raise PoolbertError(f"{where}: regression target {_show(value)} in column "
+                                f"{column!r} at row {row} is not finite")
+        out[row - 1] = number
+    return out

@@ -6,14 +6,24 @@ column or value, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
 from ..errors import PoolbertError
-from .labels import is_container, is_missing, label_names_of, parse_labels, require_column
+from .labels import (
+    is_container,
+    is_missing,
+    label_names_of,
+    multilabel_names,
+    parse_label_columns,
+    parse_label_lists,
+    parse_labels,
+    parse_targets,
+    require_column,
+)
 from .sources import read_splits
 from .tasks import TaskSpec, task_spec
 
@@ -23,7 +33,9 @@ SUBSET_SEED = 0
 
 @dataclass
 class TextSplit:
-    """One validated split: texts, int64 labels (-1 = unlabeled) and int64 ids."""
+    """One validated split: texts, labels and int64 ids. Labels by problem type: single_label
+    (N,) int64 indices (-1: unlabeled); multi_label (N, C) float32 0/1 (a row of -1:
+    unlabeled); regression (N,) float32 targets (NaN: unlabeled)."""
 
     name: str
     texts_a: list[str]
@@ -40,9 +52,16 @@ class LoadedData:
     train: TextSplit
     validation: TextSplit
     test: TextSplit | None
-    label_names: list[str]
+    label_names: list[str]  # for regression: the target's name
     text_columns: list[str]
     source: str  # "hub:nyu-mll/glue/rte" or a path
+    problem_type: str = "single_label"  # "multi_label", "regression"
+    extra: dict[str, TextSplit] = field(default_factory=dict)  # scored at the end (MNLI mm)
+
+    @property
+    def num_outputs(self) -> int:
+        """Logits per example: one per label, one for regression."""
+        return 1 if self.problem_type == "regression" else len(self.label_names)
 
 
 
@@ -51,16 +70,89 @@ def load_data(cfg: DataConfig) -> LoadedData:
     spec = task_spec(cfg.task)
     frames, where, source = read_splits(cfg, spec)
     columns = _text_columns(cfg, spec, frames["train"], where["train"])
-    needed = [*columns, cfg.label_column]
+    needed = [*columns, *(cfg.label_columns or [cfg.label_column])]
     frames = {s: _apply_aliases(f, spec, needed) for s, f in frames.items()}
-    label_names = label_names_of(spec, frames["train"], cfg.label_column, where["train"])
-    splits = {
-        s: _build_split(s, f, where[s], columns, cfg.label_column, label_names, spec is None)
-        for s, f in frames.items()
-    }
+    labels = Labels.of(cfg, spec, frames["train"], where["train"])
+    splits = {s: _build_split(s, f, where[s], columns, labels) for s, f in frames.items()}
     train = _subsample(splits["train"], cfg.max_train_samples)
     validation = _subsample(splits["validation"], cfg.max_eval_samples)
-    return LoadedData(train, validation, splits.get("test"), label_names, columns, source)
+    extra = {name: _subsample(splits[split], cfg.max_eval_samples)
+             for name, split in (spec.extra_validation.items() if spec else ()) if split in splits}
+    return LoadedData(train, validation, splits.get("test"), labels.names, columns, source,
+                      labels.problem_type, extra)
+
+
+@dataclass
+class Labels:
+    """How a task's labels are read: its problem type, label names and columns."""
+
+    problem_type: str
+    names: list[str]
+    column: str
+    columns: list[str] | None  # multi-label as one 0/1 column per label
+    custom: bool  # labels of custom data; a task's are its preset's (or indices into them)
+
+    @classmethod
+    def of(cls, cfg: DataConfig, spec: TaskSpec | None, train: pd.DataFrame,
+           where: str) -> Labels:
+        problem = _problem_type(cfg, spec, train)
+        custom = spec is None
+        if problem == "regression":
+            names = list(spec.label_names) if spec else [cfg.label_column]
+        elif cfg.label_columns:
+            names = list(cfg.label_columns)
+        elif problem == "multi_label":
+            require_column(train, cfg.label_column, where)
+            names = multilabel_names(train[cfg.label_column], cfg.label_column, where)
+        else:
+            names = label_names_of(spec, train, cfg.label_column, where)
+        return cls(problem, list(names), cfg.label_column, cfg.label_columns, custom)
+
+    def parse(self, frame: pd.DataFrame, where: str, unlabeled_ok: bool) -> np.ndarray:
+        if self.columns:
+            return parse_label_columns(frame, self.columns, where, unlabeled_ok)
+        require_column(frame, self.column, where)
+        series = frame[self.column]
+        if self.problem_type == "multi_label":
+            return parse_label_lists(series, self.column, where, self.names, unlabeled_ok)
+        if self.problem_type == "regression":
+            targets = parse_targets(series, self.column, where, unlabeled_ok)
+            if unlabeled_ok and not self.custom:
+                targets[targets == -1] = np.nan  # GLUE test sets mark hidden labels with -1
+            return targets
+        return parse_labels(series, self.column, where, self.names, self.custom, unlabeled_ok)
+
+    def unlabeled(self, n: int) -> np.ndarray:
+        """Labels of a split that has none (GLUE's test sets)."""
+        if self.problem_type == "multi_label":
+            return np.full((n, len(self.names)), -1, dtype=np.float32)
+        if self.problem_type == "regression":
+            return np.full(n, np.nan, dtype=np.float32)
+        return np.full(n, -1, dtype=np.int64)
+
+
+def _problem_type(cfg: DataConfig, spec: TaskSpec | None, train: pd.DataFrame) -> str:
+    """The problem type asked for; auto: the task's, else multi-label for label columns or a
+    label column of lists (any row), else single-label. A task's own type cannot be changed."""
+    if spec is not None and cfg.problem_type not in ("auto", spec.problem_type):
+        raise PoolbertError(f"problem_type {cfg.problem_type} does not fit task {spec.name} "
+                            f"({spec.problem_type})")
+    if cfg.problem_type != "auto":
+        return cfg.problem_type
+    if spec is not None:
+        return spec.problem_type
+    if cfg.label_columns:
+        return "multi_label"
+    values = (train[cfg.label_column].dropna().tolist() if cfg.label_column in train.columns
+              else [])
+    return "multi_label" if any(_listed(v) for v in values) else "single_label"
+
+
+def _listed(value: object) -> bool:
+    """A multi-label cell: a list, a JSON array as text, or names joined by `|`."""
+    if isinstance(value, str):
+        return value.strip().startswith("[") or "|" in value
+    return is_container(value)
 
 
 def _text_columns(cfg: DataConfig, spec: TaskSpec | None, frame: pd.DataFrame,
@@ -85,17 +177,16 @@ def _apply_aliases(frame: pd.DataFrame, spec: TaskSpec | None, needed: list[str]
 
 
 def _build_split(name: str, frame: pd.DataFrame, where: str, text_columns: list[str],
-                 label_column: str, label_names: list[str], custom: bool) -> TextSplit:
+                 labels: Labels) -> TextSplit:
     for column in text_columns:
         require_column(frame, column, where)
     texts = [texts_of(frame[c], c, where) for c in text_columns]
-    if name == "test" and label_column not in frame.columns:
-        labels = np.full(len(frame), -1, dtype=np.int64)  # GLUE test sets hide their labels
+    needed = labels.columns or [labels.column]
+    if name == "test" and not set(needed) & set(frame.columns):
+        values = labels.unlabeled(len(frame))  # GLUE test sets hide their labels
     else:
-        require_column(frame, label_column, where)
-        labels = parse_labels(frame[label_column], label_column, where, label_names, custom,
-                         unlabeled_ok=name == "test")
-    return TextSplit(name, texts[0], texts[1] if len(texts) > 1 else None, labels, _ids(frame))
+        values = labels.parse(frame, where, unlabeled_ok=name == "test")
+    return TextSplit(name, texts[0], texts[1] if len(texts) > 1 else None, values, _ids(frame))
 
 
 def texts_of(series: pd.Series, column: str, where: str, offset: int = 0) -> list[str]:
@@ -144,13 +235,18 @@ def _subsample(split: TextSplit, limit: int | None) -> TextSplit:
 
 def stratified_holdout(split: TextSplit, fraction: float,
                        seed: int) -> tuple[TextSplit, TextSplit]:
-    """Split off `fraction` of each label's rows as a holdout (for tuning without the dev set)."""
+    """Split off `fraction` of the rows as a holdout (for tuning without the dev set): of each
+    label's rows for single-label data, of all rows (at random) for multi-label and
+    regression."""
     if not 0.0 < fraction < 1.0:
         raise PoolbertError(f"holdout fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
     held: list[np.ndarray] = []
-    for label in np.unique(split.labels):
-        rows = rng.permutation(np.flatnonzero(split.labels == label))
+    single = split.labels.ndim == 1 and split.labels.dtype == np.int64
+    groups = np.unique(split.labels) if single else [None]
+    for label in groups:
+        members = np.flatnonzero(split.labels == label) if single else np.arange(len(split))
+        rows = rng.permutation(members)
         held.append(rows[: int(round(fraction * len(rows)))])
     holdout = np.sort(np.concatenate(held)).astype(np.int64)
     rest = np.setdiff1d(np.arange(len(split)), holdout)

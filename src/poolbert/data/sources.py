@@ -20,15 +20,32 @@ DATA_DIR_ENV = "POOLBERT_DATA_DIR"
 SPLITS = ("train", "validation", "test")
 
 
+def split_names(spec: TaskSpec | None) -> list[str]:
+    """train, validation, test, and the task's further validation splits (MNLI mismatched)."""
+    return [*SPLITS, *(spec.extra_validation.values() if spec else ())]
+
+
 def read_splits(cfg: DataConfig, spec: TaskSpec | None
                 ) -> tuple[dict[str, pd.DataFrame], dict[str, str], str]:
     """Each split's rows, where each came from (for messages), and the data's source."""
     files, source = _resolve_files(cfg, spec)
     if files is None:
         assert spec is not None  # _resolve_files sends only a task to the Hub
-        return _load_hub(spec), {s: f"{source}:{s}" for s in SPLITS}, source
-    frames = {s: read_table(p) for s, p in files.items() if p is not None}
+        frames = _load_hub(spec)
+        return frames, {s: f"{source}:{s}" for s in frames}, source
+    frames = {s: _read_file(p, spec) for s, p in files.items() if p is not None}
     return frames, {s: str(p) for s, p in files.items() if p is not None}, source
+
+
+def _read_file(path: Path, spec: TaskSpec | None) -> pd.DataFrame:
+    """A split's table; GLUE's CoLA train and dev TSVs come without a header line."""
+    names = spec.headerless_columns if spec else None
+    if spec and names and path.suffix.lower() == ".tsv":
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            first = handle.readline().rstrip("\r\n").split("\t")
+        if not set(spec.text_columns) & set(first):  # a data row, not a header
+            return read_table(path, names=names)
+    return read_table(path)
 
 
 def _resolve_files(cfg: DataConfig,
@@ -42,8 +59,9 @@ def _resolve_files(cfg: DataConfig,
         return None, f"hub:{HUB_DATASET}/{spec.name}"
     if root is not None and cfg.data_dir and not root.is_dir():
         raise PoolbertError(f"data_dir not found: {root}")
-    found = {s: _find_split_file(root, s, spec) for s in SPLITS} if root else {}
-    files = {s: Path(given) if (given := explicit[s]) else found.get(s) for s in SPLITS}
+    found = {s: _find_split_file(root, s, spec) for s in split_names(spec)} if root else {}
+    files = {s: Path(given) if (given := explicit.get(s)) else found.get(s)
+             for s in split_names(spec)}
     for split in ("train", "validation"):
         if files[split] is None:
             place = f"in {root} (looked for {_candidate_names(split, spec)})" if root else ""
@@ -67,6 +85,8 @@ def _split_stems(split: str, spec: TaskSpec | None) -> list[str]:
     if split == "validation":
         extra = [spec.validation_split, "dev_matched"] if spec and spec.name == "mnli" else []
         return [*extra, "validation", "dev", "valid", "val"]
+    if split.startswith("validation_"):  # validation_mismatched: GLUE's dev_mismatched
+        return [split, "dev_" + split.removeprefix("validation_")]
     return [spec.test_split, "test"] if spec and spec.test_split != "test" else ["test"]
 
 
@@ -90,7 +110,8 @@ def _load_hub(spec: TaskSpec) -> dict[str, pd.DataFrame]:
         import datasets
 
         dataset = datasets.load_dataset(HUB_DATASET, spec.name)
-        names = {"train": "train", "validation": spec.validation_split, "test": spec.test_split}
+        names = {"train": "train", "validation": spec.validation_split, "test": spec.test_split,
+                 **{s: s for s in spec.extra_validation.values()}}
         return {s: dataset[n].to_pandas() for s, n in names.items() if n in dataset}
     except Exception as exc:  # connection, auth and dataset errors all mean the same to the user
         raise PoolbertError(

@@ -44,4 +44,4 @@ def encode(tokenizer: Any, split: TextSplit, max_length: int) -> Encoded:
     input_ids = as_arrays(out["input_ids"])
     types = as_arrays(out["token_type_ids"]) if "token_type_ids" in out else None
     lengths = np.array([len(r) for r in input_ids], dtype=np.int64)
-    return Encoded(input_ids, types, split.labels.astype(np.int64), lengths)
+    return Encoded(input_ids, types, split.labels, lengths)

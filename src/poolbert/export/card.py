@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 from .. import DEFAULT_MODEL
 from ..data import GLUE_TASKS, HUB_DATASET
 from ..errors import PoolbertError
-from ..layout import read_predictions
+from ..layout import head_dev_value, read_predictions
 from ..pooling import DESCRIPTIONS
 from ..text import first_line
 from .sources import Source, TrainingInfo, is_number, label_names
@@ -94,13 +94,28 @@ def _trained_on(src: Source, info: TrainingInfo) -> str:
 # ----------------------------------------------------------------------------- results
 
 
+# per problem type: (the Hub's metric type, the metrics.json key, its name on the card)
+CARD_METRICS = {
+    "single_label": [("accuracy", "eval_accuracy", "Accuracy"), ("f1", "eval_f1", "Macro F1")],
+    "multi_label": [("f1", "eval_micro_f1", "Micro F1"), ("accuracy", "eval_accuracy",
+                                                          "Exact match")],
+    "regression": [("pearsonr", "eval_pearson", "Pearson"), ("spearmanr", "eval_spearman",
+                                                              "Spearman")],
+}
+
+
+def _card_metrics(src: Source) -> list[tuple[str, str, str]]:
+    return CARD_METRICS[src.metrics().get("problem_type") or "single_label"]
+
+
 def _eval_results(src: Source, task: str | None) -> list:
-    """Validation-set accuracy and F1 of this checkpoint, as the Hub's model-index."""
+    """This checkpoint's validation metrics, as the Hub's model-index."""
     from huggingface_hub import EvalResult
 
     metrics = src.metrics()
     split = GLUE_TASKS[task].validation_split if task else "validation"
-    values = {"accuracy": metrics.get("eval_accuracy"), "f1": metrics.get("eval_f1")}
+    names = {hub: name for hub, _, name in _card_metrics(src)}
+    values = {hub: metrics.get(key) for hub, key, _ in _card_metrics(src)}
     if _selected_on_holdout(src):
         values = _dev_scores(src)  # the run's own metrics are on the tuning holdout
     dataset: dict[str, Any] = (
@@ -110,7 +125,7 @@ def _eval_results(src: Source, task: str | None) -> list:
     return [
         EvalResult(task_type="text-classification", task_name="Text Classification",
                    dataset_split=split, metric_type=metric, metric_value=float(value or 0.0),
-                   metric_name="Accuracy" if metric == "accuracy" else "Macro F1", **dataset)
+                   metric_name=names[metric], **dataset)
         for metric, value in values.items() if is_number(value)
     ]
 
@@ -120,11 +135,13 @@ def _selected_on_holdout(src: Source) -> bool:
 
 
 def _dev_scores(src: Source) -> dict[str, float | None]:
-    """The best trial's validation accuracy and macro-F1, which `tune` scores after selection."""
-    from ..evaluate import classification_metrics
+    """The best trial's validation metrics, which `tune` scores after selection."""
+    from ..metrics import classification_metrics, multilabel_metrics, regression_metrics
 
-    accuracy = src.summary().get("heads", {}).get(src.head, {}).get("dev_accuracy_best")
-    unknown = {"accuracy": accuracy, "f1": None}
+    summary = src.summary()
+    value = head_dev_value(summary.get("heads", {}).get(src.head, {}))
+    unknown = {hub: value if key == summary.get("metric", "eval_accuracy") else None
+               for hub, key, _ in _card_metrics(src)}
     if src.study is None or src.head is None:
         return unknown
     path = src.study.head(src.head).dev_predictions
@@ -136,10 +153,14 @@ def _dev_scores(src: Source) -> dict[str, float | None]:
         return unknown
     if not len(rows.labels):
         return unknown
-    # classes counted up to the largest seen, as in the scores tune wrote for this study
-    classes = int(max(rows.labels.max(), rows.preds.max())) + 1
-    scores = classification_metrics(rows.labels, rows.preds, classes)
-    return {"accuracy": scores["eval_accuracy"], "f1": scores["eval_f1"]}
+    if rows.problem_type == "regression":
+        scores = regression_metrics(rows.labels, rows.preds)
+    elif rows.problem_type == "multi_label":
+        scores = multilabel_metrics(rows.labels, rows.preds)
+    else:  # classes counted up to the largest seen, as in the scores tune wrote
+        classes = int(max(rows.labels.max(), rows.preds.max())) + 1
+        scores = classification_metrics(rows.labels, rows.preds, classes)
+    return {hub: scores.get(key) for hub, key, _ in _card_metrics(src)}
 
 
 def _results_rows(src: Source) -> list[tuple[str, str]] | None:
@@ -149,8 +170,9 @@ def _results_rows(src: Source) -> list[tuple[str, str]] | None:
         return None
     holdout = _selected_on_holdout(src)
     where = "tuning holdout" if holdout else "validation"
+    keys = [key for _, key, _ in _card_metrics(src)] + ["eval_loss", "eval_ece_calibrated"]
     rows = [(f"{key.removeprefix('eval_')} ({where})", f"{metrics[key]:.4f}")
-            for key in ("eval_accuracy", "eval_f1", "eval_loss") if is_number(metrics.get(key))]
+            for key in keys if is_number(metrics.get(key))]
     dev = _dev_scores(src) if holdout else {}
     rows += [(f"{key} (validation, scored once after selection)", f"{value:.4f}")
              for key, value in dev.items() if is_number(value)]

@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 
 from ..errors import PoolbertError
 from ..files import atomic_dir, check_output_dir
+from ..model import calibration_of
 from ..text import first_line
 from .card import build_card, public_model_name
 from .sources import (
@@ -91,9 +92,12 @@ def to_bert_classifier(model: PreTrainedModel) -> PreTrainedModel:
 
     values = {k: v for k, v in model.config.encoder_config.items()
               if k not in ("id2label", "label2id", "architectures", "_name_or_path")}
+    temperature, threshold = calibration_of(model.config)
     config = BertConfig.from_dict({
         **values, "id2label": dict(model.config.id2label), "label2id": dict(model.config.label2id),
         "classifier_dropout": model.config.classifier_dropout,
+        "problem_type": model.config.problem_type,  # so transformers computes the same loss
+        "calibration_temperature": temperature, "decision_threshold": threshold,
         "architectures": ["BertForSequenceClassification"],
     })
     bert = BertForSequenceClassification(config)

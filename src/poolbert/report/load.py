@@ -16,11 +16,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import PoolbertError
-from ..layout import HeadDir, RunDir, StudyDir, read_predictions
+from ..layout import HeadDir, Predictions, RunDir, StudyDir, read_predictions
+from ..metrics import LABELS, METRIC_KEYS
 from ..text import first_line, redact, url_password
 
-METRIC_LABELS = MappingProxyType({"eval_accuracy": "validation accuracy",
-                                  "eval_f1": "validation F1", "eval_loss": "validation loss"})
+# metrics.json key -> words: "eval_mcc" -> "validation Matthews correlation"
+METRIC_LABELS = MappingProxyType({key: f"validation {LABELS[name]}"
+                                  for name, key in METRIC_KEYS.items()})
+
+
+_NO_PREDICTIONS = Predictions(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                              np.zeros(0, np.int64), np.zeros((0, 0)), [])
 
 
 class _NoStorage(Exception):
@@ -327,6 +333,21 @@ def best_confusion(head: HeadData, selected_on: str | None) -> dict:
         return {}
     where = "holdout slice of train" if selected_on == "holdout" else "validation set"
     return {**metrics, "evaluated_on": where}
+
+
+def best_predictions(head: HeadData) -> tuple[str, Predictions, float | None]:
+    """(head, its best model's predictions on the validation set, that model's temperature):
+    heads/<head>/dev_predictions.csv under the holdout protocol, else best/predictions.csv."""
+    if head.best_dir is None:
+        return head.name, _NO_PREDICTIONS, None
+    best = RunDir(head.best_dir)
+    dev = HeadDir(head.best_dir.parent).dev_predictions
+    path = dev if dev.is_file() else best.predictions_file
+    try:
+        found = read_predictions(path) if path.is_file() else _NO_PREDICTIONS
+    except PoolbertError:
+        found = _NO_PREDICTIONS
+    return head.name, found, best.read_metrics().get("temperature")
 
 
 def _confusion_from_predictions(path: Path, label_names: list[str] | None) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PoolbertError
-from ..layout import StudyDir
+from ..layout import StudyDir, head_dev_value, head_seed_values
 from ..text import fmt_number, plural
 from .figures.confusion import get_confusion_info, plot_confusions
 from .figures.head_accuracy import get_head_accuracy_info, plot_head_accuracy
@@ -21,21 +21,24 @@ from .figures.importances import get_importances_info, plot_importances
 from .figures.intermediate import get_intermediate_info, plot_intermediate
 from .figures.loss_curve import plot_loss_curve, run_history
 from .figures.parallel import get_parallel_info, plot_parallel
+from .figures.reliability import get_reliability_info, plot_reliability
 from .figures.slices import get_slices_info, plot_slices
 from .html import INDEX, Page, esc, generated_line, note, pre_json, report_page, safe_name, table
 from .load import (
     HeadData,
     StudyData,
     best_confusion,
+    best_predictions,
     existing_dir,
     load_study_dir,
+    metric_label,
     nested,
     objective_label,
     selection,
 )
 
 COMPARISON_HEADERS = ("head", "trials (complete / pruned / failed)", "best trial",
-                      "best trial value", "best model accuracy", "seeds", "seed mean", "seed std",
+                      "best trial value", "best model", "seeds", "seed mean", "seed std",
                       "95% interval", "epochs saved by pruning")
 TEST_HEADERS = ("head A", "head B", "test", "statistic", "p-value", "difference (A - B)",
                 "A right, B wrong", "B right, A wrong", "significant", "alpha", "basis")
@@ -181,7 +184,7 @@ def _fmt_param(value: Any) -> str:
 
 
 def _seed_counts(summary: dict) -> str:
-    counts = sorted({len(h.get("seeds") or h.get("seed_accuracies") or [])
+    counts = sorted({len(h.get("seeds") or head_seed_values(h))
                      for h in (summary.get("heads") or {}).values()} - {0})
     return " or ".join(str(c) for c in counts)
 
@@ -201,8 +204,8 @@ def comparison_rows(summary: dict, order: list[str]) -> list[list[str]]:
         trials = (f"{fmt_number(h.get('n_trials'))} ({fmt_number(h.get('n_complete'))} / "
                   f"{fmt_number(h.get('n_pruned'))} / {fmt_number(h.get('n_failed'))})")
         rows.append([name, trials, fmt_number(h.get("best_trial")), fmt_number(h.get("best_value")),
-                     fmt_number(h.get("dev_accuracy_best")),
-                     fmt_number(len(h.get("seed_accuracies") or [])), fmt_number(h.get("mean")),
+                     fmt_number(head_dev_value(h)),
+                     fmt_number(len(head_seed_values(h))), fmt_number(h.get("mean")),
                      fmt_number(h.get("std")), interval,
                      fmt_number(h.get("epochs_saved_by_pruning"))])
     return rows
@@ -228,11 +231,13 @@ def paired_test_rows(summary: dict) -> list[list[str]]:
 def _comparison_section(study: StudyData, page: Page) -> None:
     page.add('<h2 id="comparison-section">Comparison across heads</h2>')
     rows = comparison_rows(study.summary, list(study.heads))
+    value = metric_label(study.summary.get("metric") or "eval_accuracy").removeprefix(
+        "validation ")
     if rows:
-        page.add(f"<p>All values are accuracies (fraction correct), from summary.json. \"Best "
-                 f"trial value\" is the best trial's objective ({esc(objective_label(study))}); "
-                 "\"best model accuracy\" is that model on the validation set; seed statistics "
-                 "are the validation accuracies of the re-trainings with the best "
+        page.add(f"<p>All values are {esc(value)} values, from summary.json. \"Best trial "
+                 f"value\" is the best trial's objective ({esc(objective_label(study))}); "
+                 f"\"best model\" is that model's {esc(value)} on the validation set; seed "
+                 f"statistics are the validation {esc(value)} of the re-trainings with the best "
                  "hyperparameters.</p>")
         page.add(table(COMPARISON_HEADERS, rows, "comparison"))
     else:
@@ -242,13 +247,21 @@ def _comparison_section(study: StudyData, page: Page) -> None:
     if params:
         page.add("<h3>Best hyperparameters per head</h3>")
         page.add(table(["hyperparameter", *study.heads], params, "best-params"))
-    page.figure("heads_accuracy.png", "Accuracy per head: each seed re-training (grey), the seed "
-                "mean with its 95% interval (black) and the best trial's model (red diamond).",
+    page.figure("heads_accuracy.png", f"{value[:1].upper() + value[1:]} per head: each seed "
+                "re-training (grey), the seed mean with its 95% interval (black) and the best "
+                "trial's model (red diamond).",
                 lambda p: plot_head_accuracy(get_head_accuracy_info(study), p))
-    panels = [(h, best_confusion(d, selection(study))) for h, d in study.heads.items()]
-    page.figure("confusion_matrices.png", "Confusion matrices of the best model of each head "
-                "(each panel names its evaluation set).",
-                lambda p: plot_confusions(get_confusion_info(panels), p))
+    problem_type = study.summary.get("problem_type", "single_label")
+    if problem_type == "single_label":
+        panels = [(h, best_confusion(d, selection(study))) for h, d in study.heads.items()]
+        page.figure("confusion_matrices.png", "Confusion matrices of the best model of each "
+                    "head (each panel names its evaluation set).",
+                    lambda p: plot_confusions(get_confusion_info(panels), p))
+    if problem_type != "regression":
+        page.figure("reliability.png", "Reliability diagrams of the best model of each head on "
+                    "the validation set, before and after temperature scaling.",
+                    lambda p: plot_reliability(get_reliability_info(
+                        [best_predictions(d) for d in study.heads.values()]), p))
 
 
 def _tests_table(study: StudyData, page: Page) -> None:
@@ -336,7 +349,9 @@ def _best_loss_curve(study: StudyData, head: HeadData, path: Path, held_out: boo
     history = run_history(head.best_run, str(expected))
     number = (head.best_json or {}).get("trial_number")
     title = f"best {head.name} model" + (f" (trial #{number})" if number is not None else "")
-    return plot_loss_curve(history, path, title + (", evaluated on holdout" if held_out else ""))
+    metrics = head.best_run.read_metrics() if head.best_run else {}
+    return plot_loss_curve(history, path, title + (", evaluated on holdout" if held_out else ""),
+                           metrics.get("metric"), metrics.get("problem_type"))
 
 
 def _config_section(study: StudyData, page: Page) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -19,8 +20,8 @@ from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..evaluate import Scoring, evaluate
 from ..files import atomic_dir
-from ..layout import HeadDir, Predictions, RunDir, write_predictions
-from ..model import load_model
+from ..layout import HeadDir, Predictions, RunDir, read_predictions, write_predictions
+from ..model import calibration_of, load_model
 from ..pack import train_together
 from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
 from .objective import TrainFn, trial_config
@@ -30,9 +31,8 @@ from .settings import TuneConfig
 @dataclass
 class SeedRun:
     seed: int
-    accuracy: float
-    correct: np.ndarray  # (N,) bool over the dev examples, in dev order
-    probs: np.ndarray  # (N, C) class probabilities
+    value: float  # the study's metric on dev
+    predictions: Predictions  # over the dev examples, in dev order
 
 
 @dataclass
@@ -41,8 +41,9 @@ class HeadOutcome:
     trials: list[FrozenTrial]
     n_requested: int
     best: FrozenTrial | None = None
-    dev_accuracy_best: float | None = None
-    dev_correct_best: np.ndarray | None = None
+    dev_value_best: float | None = None  # the best trial's model on dev, the study's metric
+    dev_best: Predictions | None = None
+    dev_metrics: dict = field(default_factory=dict)  # all of the best model's dev metrics
     seed_runs: list[SeedRun] = field(default_factory=list)
 
     @property
@@ -50,22 +51,30 @@ class HeadOutcome:
         return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in self.trials)
 
 
-def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    """Highest value, then lowest trial number (the rule heads/<head>/best/ follows)."""
+def best_trial(trials: list[FrozenTrial], higher: bool = True) -> FrozenTrial | None:
+    """The best value (highest, or lowest for a minimised metric), then the lowest trial
+    number: the rule heads/<head>/best/ follows."""
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    return max(done, key=lambda t: (t.value, -t.number)) if done else None
+    sign = 1.0 if higher else -1.0
+    return max(done, key=lambda t: (sign * (t.value or 0.0), -t.number)) if done else None
 
 
 def dev_predictions(run: RunDir, ids: np.ndarray) -> Predictions:
     """A run's predictions.csv, checked to hold the validation examples in order."""
-    found = run.read_predictions()
+    return head_predictions(run.predictions_file, ids)
+
+
+def head_predictions(path: Path, ids: np.ndarray) -> Predictions:
+    """A predictions file, checked to hold the validation examples in order."""
+    found = read_predictions(path)
     if len(found.ids) != len(ids) or not np.array_equal(found.ids, ids):
-        raise PoolbertError(f"{run.predictions_file}: rows do not match the validation examples")
+        raise PoolbertError(f"{path}: rows do not match the validation examples")
     return found
 
 
 def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources) -> None:
-    """dev accuracy of the best trial's model, and per-example correctness for the tests."""
+    """The best trial's model on dev (the study's metric), and its predictions for the tests.
+    It predicts with the temperature and threshold it was given on the selection set."""
     head = tc.dir.head(outcome.head)
     if outcome.best is None or not head.best_json.is_file():
         return
@@ -74,21 +83,25 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
               f"{outcome.best.number}; its dev score is skipped")
         return
     dev = resources.data.validation
-    if tc.select_on == "dev":  # trials were scored on dev: the best run's numbers are those
-        outcome.dev_accuracy_best = float(head.best.read_metrics()["eval_accuracy"])
-        outcome.dev_correct_best = dev_predictions(head.best, dev.ids).correct
-        return
     config = trial_config(tc.run, outcome.head, outcome.best.params)
+    judge = resources.criterion(config)
+    if tc.select_on == "dev":  # trials were scored on dev: the best run's numbers are those
+        outcome.dev_metrics = head.best.read_metrics()
+        outcome.dev_value_best = judge.value(outcome.dev_metrics)
+        outcome.dev_best = dev_predictions(head.best, dev.ids)
+        return
     model, _ = load_model(str(head.best.model))
     device = resolve_device(config.train.device)
     precision = resolve_precision(config.train.precision, device)
-    scores = evaluate(model.to(device), resources.cache.get(dev, config.train.max_length),
-                      Scoring(device, precision, resources.tokenizer.pad_token_id or 0,
-                              config.train.eval_batch_size, config.train.attention))
+    how = Scoring(device, precision, resources.tokenizer.pad_token_id or 0,
+                  config.train.eval_batch_size, config.train.attention, judge.problem_type,
+                  *calibration_of(model.config))
+    scores = evaluate(model.to(device), resources.cache.get(dev, config.train.max_length), how)
     write_predictions(head.dev_predictions, dev.ids, dev.labels, scores.preds, scores.probs,
-                      resources.data.label_names)
-    outcome.dev_accuracy_best = float(scores.metrics["eval_accuracy"])
-    outcome.dev_correct_best = scores.preds == dev.labels
+                      resources.data.label_names, judge.problem_type)
+    outcome.dev_metrics = scores.metrics
+    outcome.dev_value_best = judge.value(scores.metrics)
+    outcome.dev_best = head_predictions(head.dev_predictions, dev.ids)
 
 
 def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
@@ -109,11 +122,11 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
         for seed, result in zip(chunk, _train(configs, resources, train_fn, selection, tc.quiet),
                                 strict=True):
             _save_seed(tc, outcome.head, best, resources, seed, selection, result)
+    judge = resources.criterion(tc.run)
     for seed in seeds:
         run = head.seed(seed)
         found = dev_predictions(run, resources.data.validation.ids)
-        outcome.seed_runs.append(SeedRun(seed, float(run.read_metrics()["eval_accuracy"]),
-                                         found.correct, found.probs))
+        outcome.seed_runs.append(SeedRun(seed, judge.value(run.read_metrics()), found))
     return len(missing)
 
 
@@ -171,4 +184,5 @@ def collect(tc: TuneConfig, storage: optuna.storages.BaseStorage, head: str,
 
     study = optuna.load_study(study_name=study_name(tc, head), storage=storage)
     trials = study.get_trials(deepcopy=False)
-    return HeadOutcome(head, trials, n_requested, best_trial(trials))
+    higher = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return HeadOutcome(head, trials, n_requested, best_trial(trials, higher))

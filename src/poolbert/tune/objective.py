@@ -43,11 +43,13 @@ def trial_config(base: RunConfig, head: str, params: dict[str, Any]) -> RunConfi
 
 
 class BestKeeper:
-    """`heads/<head>/best/` holds the run of the best trial so far (highest value, then lowest
-    trial number); it is replaced in one rename, and `best.json` follows it."""
+    """`heads/<head>/best/` holds the run of the best trial so far (best value, highest or
+    lowest as the study's metric goes, then lowest trial number); it is replaced in one rename,
+    and `best.json` follows it."""
 
-    def __init__(self, head_dir: Path, head: str, selection: str) -> None:
+    def __init__(self, head_dir: Path, head: str, selection: str, higher: bool = True) -> None:
         self.dir, self.head, self.selection = HeadDir(head_dir), head, selection
+        self.sign = 1.0 if higher else -1.0
 
     def current(self) -> dict | None:
         if not self.dir.best.path.is_dir():
@@ -58,7 +60,7 @@ class BestKeeper:
         best = self.current()
         if best is None or best.get("value") is None:
             return True
-        return (value, -number) > (best["value"], -best["trial_number"])
+        return (self.sign * value, -number) > (self.sign * best["value"], -best["trial_number"])
 
     def offer(self, number: int, value: float, params: dict,
               write_run: Callable[[Path], None]) -> bool:
@@ -111,17 +113,17 @@ class TrialClock:
             self.trial.set_user_attr(key, value)
 
 
-def should_stop(trial: Any, epoch: int, last: int, accuracy: float) -> bool:
-    """Report the epoch's accuracy; whether the pruner stops the trial here (never before
-    MIN_PRUNE_EPOCH, never after the last epoch: that would save nothing)."""
-    trial.report(accuracy, epoch)
+def should_stop(trial: Any, epoch: int, last: int, value: float) -> bool:
+    """Report the epoch's value of the study's metric; whether the pruner stops the trial here
+    (never before MIN_PRUNE_EPOCH, never after the last epoch: that would save nothing)."""
+    trial.report(value, epoch)
     return MIN_PRUNE_EPOCH <= epoch < last and trial.should_prune()
 
 
 def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, number: int,
                  params: dict[str, Any]) -> float:
     """The trial's value; its run becomes heads/<head>/best/ if it beats the best so far."""
-    value = float(result.metrics["eval_accuracy"])
+    value = setup.resources.criterion(config).value(result.metrics)
 
     def write_run(folder: Path) -> None:
         record = run_record(config, setup.resources, setup.command)
@@ -135,7 +137,7 @@ def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, numb
 
 
 class Objective:
-    """`objective(trial) -> best-epoch validation accuracy` of the sampled configuration."""
+    """`objective(trial) -> best-epoch value of the study's metric` of the sampled settings."""
 
     def __init__(self, setup: TrialSetup, train_fn: TrainFn = train) -> None:
         self.setup = setup
@@ -158,11 +160,13 @@ class Objective:
         clock = TrialClock(trial, config)
         last = config.train.num_train_epochs
 
+        judge = s.resources.criterion(config)
+
         def on_epoch(epoch: int, metrics: dict) -> None:
             clock.epochs = epoch
-            if should_stop(trial, epoch, last, float(metrics["eval_accuracy"])):
-                raise optuna.TrialPruned(f"pruned after epoch {epoch}: validation accuracy "
-                                         f"{metrics['eval_accuracy']:.4f}")
+            value = judge.value(metrics)
+            if should_stop(trial, epoch, last, value):
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}: {judge.key} {value:.4f}")
 
         oom_reason = None
         try:

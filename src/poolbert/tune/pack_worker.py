@@ -169,7 +169,8 @@ def _head_study(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> H
     study = open_study(tc, storage, head, study_identity(tc, space))
     study.sampler = make_sampler(tc, n_trials, job.index, len(study.get_trials(deepcopy=False)))
     study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
-    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on)
+    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on,
+                        higher=tc.direction == "maximize")
     setup = TrialSetup(tc.run, head, space, tuning, keeper, command=tc.to_dict()["command"])
     return HeadStudy(head, study, space, setup, n_trials)
 
@@ -226,8 +227,8 @@ def _settle(pack: Pack, outcome: EpochOutcome, beats: Heartbeats, capacity: int)
         _tell(seat, TrialState.PRUNED)  # a too-large learning rate: a bad region, not a crash
         return capacity
     assert outcome.scores is not None  # an outcome has scores or a failure
-    accuracy = float(outcome.scores.metrics["eval_accuracy"])
-    if should_stop(seat.trial, m.epoch, seat.last_epoch, accuracy):
+    value = seat.head.setup.resources.criterion(m.config).value(outcome.scores.metrics)
+    if should_stop(seat.trial, m.epoch, seat.last_epoch, value):
         seat.clock.record()
         _leave(pack, m, beats)
         _tell(seat, TrialState.PRUNED)

@@ -98,6 +98,11 @@ class TuneConfig:
         return Path(self.output_dir)
 
     @property
+    def direction(self) -> str:
+        """Optuna's direction for the studies: lower is better only for --metric loss."""
+        return "minimize" if self.run.train.metric == "loss" else "maximize"
+
+    @property
     def dir(self) -> StudyDir:
         return StudyDir(self.out)
 

@@ -83,3 +83,42 @@ def paired_t(a_values: Sequence[float], b_values: Sequence[float]) -> dict | Non
     result = stats.ttest_rel(a, b)
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue),
             "difference": float((a - b).mean())}
+
+
+def paired_squared_errors(a_pred: np.ndarray, b_pred: np.ndarray, targets: np.ndarray) -> dict:
+    """Regression: Wilcoxon's signed-rank test on the per-example squared errors of A and B,
+    and the difference of their mean squared errors (A - B)."""
+    a_err = (np.asarray(a_pred, dtype=float) - targets) ** 2
+    b_err = (np.asarray(b_pred, dtype=float) - targets) ** 2
+    diff = a_err - b_err
+    if np.all(np.abs(diff) <= 1e-12):
+        return {"statistic": 0.0, "p_value": 1.0, "difference": 0.0}
+    result = stats.wilcoxon(a_err, b_err)
+    return {"statistic": float(result.statistic), "p_value": float(result.pvalue),
+            "difference": float(diff.mean())}
+
+
+def bootstrap_correlation(a_pred: np.ndarray, b_pred: np.ndarray, targets: np.ndarray,
+                          n_resamples: int = 2_000, seed: int = 0,
+                          confidence: float = 0.95) -> dict:
+    """Regression: the Pearson correlation difference r(A) - r(B) with targets, its percentile
+    interval over resampled examples, and a two-sided p-value as in `paired_bootstrap`."""
+    a, b, y = (np.asarray(v, dtype=float) for v in (a_pred, b_pred, targets))
+
+    def pearson(x: np.ndarray, t: np.ndarray) -> np.ndarray:  # rows of x against rows of t
+        x, t = x - x.mean(1, keepdims=True), t - t.mean(1, keepdims=True)
+        denom = np.sqrt((x ** 2).sum(1) * (t ** 2).sum(1))
+        return np.divide((x * t).sum(1), denom, out=np.zeros(len(x)), where=denom > 0)
+
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for start in range(0, n_resamples, 500):
+        size = min(500, n_resamples - start)
+        rows = rng.integers(0, len(y), (size, len(y)))
+        diffs[start:start + size] = pearson(a[rows], y[rows]) - pearson(b[rows], y[rows])
+    tail = (1 - confidence) / 2
+    lo, hi = np.quantile(diffs, [tail, 1 - tail])
+    observed = float(pearson(a[None], y[None])[0] - pearson(b[None], y[None])[0])
+    p = min(1.0, 2 * min(float((diffs <= 0).mean()), float((diffs >= 0).mean())))
+    return {"difference": observed, "ci95": [float(lo), float(hi)], "p_value": p,
+            "n_resamples": n_resamples}

@@ -129,7 +129,8 @@ def open_study(tc: TuneConfig, storage: Any, head: str, identity: dict[str, Any]
     attributes; a study of that name with other values is refused rather than mixed.
     """
     name = study_name(tc, head)
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+    direction = optuna.study.StudyDirection[tc.direction.upper()]
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction,
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     stored = study.user_attrs
     if not stored:

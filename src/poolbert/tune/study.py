@@ -16,11 +16,12 @@ import time
 from typing import Any
 
 from .. import interrupts
+from ..data import load_data
 from ..device import resolve_device
 from ..errors import PoolbertError
 from ..files import write_json, write_text
 from ..layout import STUDY_STARTING
-from ..train import Resources, train
+from ..train import Resources, check_fit, train
 from . import final, summary
 from .objective import TrainFn
 from .pack_worker import pack_size
@@ -46,6 +47,8 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     tc.validate()
     space = load_space(tc.space)
     space.check_heads(tc.heads)
+    data = load_data(tc.run.data)  # bad data, or a --metric it has not: before anything is written
+    check_fit(tc.run, data)
     check_study_dir(tc)
     if tc.storage is None or tc.storage == "journal":  # the storage file lives in the folder
         tc.out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +79,8 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
         wall = previous  # a rerun that trained nothing: the study took what it took before
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
                                    data_sizes(tc, resources), wall,
-                                   budget(tc, space, len(gpus), pack))
+                                   budget(tc, space, len(gpus), pack), resources.criterion(tc.run),
+                                   resources.data.label_names)
     write_json(tc.dir.summary_json, result)
     write_text(tc.dir.summary_md, summary.summary_markdown(result))
     return result

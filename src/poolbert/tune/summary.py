@@ -11,6 +11,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import layout
+from ..metrics import LABELS, Criterion
 from ..text import fmt_number, redact
 from . import stats
 from .final import HeadOutcome
@@ -52,7 +53,7 @@ def epochs_saved(trials: list[FrozenTrial]) -> int:
 
 
 def head_summary(o: HeadOutcome) -> dict[str, Any]:
-    accuracies = [r.accuracy for r in o.seed_runs]
+    values = [r.value for r in o.seed_runs]
     count = Counter(t.state for t in o.trials)
     return {
         "n_trials": count[TrialState.COMPLETE] + count[TrialState.PRUNED] + count[TrialState.FAIL],
@@ -64,53 +65,83 @@ def head_summary(o: HeadOutcome) -> dict[str, Any]:
         "best_value": o.best.value if o.best else None,
         "best_params": dict(o.best.params) if o.best else None,
         "best_epoch": o.best.user_attrs.get("best_epoch") if o.best else None,
-        "dev_accuracy_best": o.dev_accuracy_best,
+        "dev_value_best": o.dev_value_best,
+        "dev_precision": o.dev_metrics.get("eval_precision"),
+        "dev_recall": o.dev_metrics.get("eval_recall"),
         "seeds": [r.seed for r in o.seed_runs],
-        "seed_accuracies": accuracies,
-        **stats.seed_summary(accuracies),
+        "seed_values": values,
+        **stats.seed_summary(values),
         "epochs_saved_by_pruning": epochs_saved(o.trials),
     }
 
 
-def representative(o: HeadOutcome, labels: np.ndarray) -> tuple[np.ndarray | None, str]:
-    """Per-example correctness standing for the head: a majority vote of its seed runs (ties
-    go to the seed-averaged probabilities), else its best trial's model."""
-    if o.seed_runs:
-        soft = np.mean([r.probs for r in o.seed_runs], axis=0).argmax(axis=1) == labels
-        return (stats.majority_correct([r.correct for r in o.seed_runs], tie_break=soft),
-                f"majority vote over {len(o.seed_runs)} seed runs")
-    return o.dev_correct_best, "the best trial's model"
+def representative(o: HeadOutcome, labels: np.ndarray,
+                   problem_type: str) -> tuple[np.ndarray | None, str]:
+    """Per example, what stands for the head in the paired tests: correctness (classification)
+    by a majority vote of its seed runs (ties go to the seed-averaged probabilities), or its
+    seed runs' mean prediction (regression); else its best trial's model."""
+    if not o.seed_runs:
+        best = o.dev_best
+        if best is None:
+            return None, "the best trial's model"
+        return (best.preds if problem_type == "regression" else best.correct,
+                "the best trial's model")
+    runs = [r.predictions for r in o.seed_runs]
+    basis = f"{'mean' if problem_type == 'regression' else 'majority vote'} over {len(runs)} " \
+            "seed runs"
+    if problem_type == "regression":
+        return np.mean([r.preds for r in runs], axis=0), basis
+    mean = np.mean([r.probs for r in runs], axis=0)
+    soft = ((mean >= 0.5) == (labels > 0)).all(1) if problem_type == "multi_label" \
+        else mean.argmax(axis=1) == labels
+    return stats.majority_correct([r.correct for r in runs], tie_break=soft), basis
 
 
-def comparisons(outcomes: list[HeadOutcome], labels: np.ndarray,
+def comparisons(outcomes: list[HeadOutcome], labels: np.ndarray, judge: Criterion,
                 alpha: float = ALPHA) -> list[dict[str, Any]]:
-    """Every pair of heads on the same dev examples: exact McNemar and a paired bootstrap on
-    per-example correctness, and a paired t-test over seeds where both have two or more."""
+    """Every pair of heads on the same dev examples. Classification: exact McNemar and a
+    paired bootstrap on per-example correctness; regression: Wilcoxon on squared errors and a
+    bootstrap of the correlation difference; and a paired t-test over seeds (the metric) where
+    both heads have two or more."""
     out: list[dict[str, Any]] = []
     for a, b in itertools.combinations(outcomes, 2):
-        (ca, basis_a), (cb, basis_b) = representative(a, labels), representative(b, labels)
+        (ca, basis_a), (cb, basis_b) = (representative(h, labels, judge.problem_type)
+                                        for h in (a, b))
         if ca is None or cb is None:
             continue
-        right_wrong, wrong_right = stats.discordant(ca, cb)
-        pair = {"a": a.head, "b": b.head, "a_correct_b_wrong": right_wrong,
-                "b_correct_a_wrong": wrong_right, "alpha": alpha,
+        pair = {"a": a.head, "b": b.head, "alpha": alpha,
                 "basis": basis_a if basis_a == basis_b else f"{a.head}: {basis_a}; "
                                                                f"{b.head}: {basis_b}"}
-        p = stats.mcnemar_exact(right_wrong, wrong_right)
-        out.append({**pair, "test": "mcnemar", "statistic": min(right_wrong, wrong_right),
-                    "p_value": p, "significant": p < alpha})
-        boot = stats.paired_bootstrap(ca, cb, seed=0)
-        out.append({**pair, "test": "paired_bootstrap", "statistic": boot["difference"],
-                    "p_value": boot["p_value"], "significant": boot["p_value"] < alpha,
-                    "difference": boot["difference"], "ci95": boot["ci95"],
-                    "n_resamples": boot["n_resamples"]})
-        t = stats.paired_t([r.accuracy for r in a.seed_runs], [r.accuracy for r in b.seed_runs])
+        tests = (_regression_tests(ca, cb, labels) if judge.problem_type == "regression"
+                 else _classification_tests(ca, cb, pair))
+        out += [{**pair, **test, "significant": test["p_value"] < alpha} for test in tests]
+        t = stats.paired_t([r.value for r in a.seed_runs], [r.value for r in b.seed_runs])
         if t is not None:
             out.append({"a": a.head, "b": b.head, "test": "paired_t_seeds", "alpha": alpha,
                         "statistic": t["statistic"], "p_value": t["p_value"],
                         "significant": t["p_value"] < alpha, "difference": t["difference"],
-                        "basis": f"accuracy of seed k of {a.head} vs seed k of {b.head}"})
+                        "basis": f"{judge.label} of seed k of {a.head} vs seed k of {b.head}"})
     return out
+
+
+def _classification_tests(ca: np.ndarray, cb: np.ndarray, pair: dict) -> list[dict]:
+    right_wrong, wrong_right = stats.discordant(ca, cb)
+    pair.update(a_correct_b_wrong=right_wrong, b_correct_a_wrong=wrong_right)
+    boot = stats.paired_bootstrap(ca, cb, seed=0)
+    return [{"test": "mcnemar", "statistic": min(right_wrong, wrong_right),
+             "p_value": stats.mcnemar_exact(right_wrong, wrong_right)},
+            {"test": "paired_bootstrap", "statistic": boot["difference"],
+             "p_value": boot["p_value"], "difference": boot["difference"], "ci95": boot["ci95"],
+             "n_resamples": boot["n_resamples"]}]
+
+
+def _regression_tests(pa: np.ndarray, pb: np.ndarray, targets: np.ndarray) -> list[dict]:
+    errors = stats.paired_squared_errors(pa, pb, targets)
+    boot = stats.bootstrap_correlation(pa, pb, targets, seed=0)
+    return [{"test": "wilcoxon_squared_errors", **errors},
+            {"test": "bootstrap_pearson_difference", "statistic": boot["difference"],
+             "p_value": boot["p_value"], "difference": boot["difference"], "ci95": boot["ci95"],
+             "n_resamples": boot["n_resamples"]}]
 
 
 def selection_text(tc: TuneConfig, n_fit: int, n_holdout: int, n_eval: int) -> str:
@@ -128,14 +159,18 @@ def selection_text(tc: TuneConfig, n_fit: int, n_holdout: int, n_eval: int) -> s
 
 def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.ndarray,
                   sizes: dict[str, int], wall_time_s: float,
-                  budget: dict[str, Any]) -> dict[str, Any]:
+                  budget: dict[str, Any], judge: Criterion,
+                  label_names: list[str]) -> dict[str, Any]:
     return {
         "task": tc.run.data.task,
         "model": tc.run.model.model_name_or_path,
         "selection": tc.select_on,
         "select_on_description": selection_text(tc, sizes["fit"], sizes["holdout"],
                                                 sizes["eval"]),
-        "metric": "eval_accuracy",
+        "metric": judge.key,
+        "metric_name": judge.metric,
+        "problem_type": judge.problem_type,
+        "label_names": label_names,
         "n_eval": sizes["eval"],
         "n_train": sizes["train"],
         "study_name": tc.name,
@@ -143,7 +178,7 @@ def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.nd
         "preset": tc.preset,
         "budget": budget,
         "heads": {o.head: head_summary(o) for o in outcomes},
-        "comparisons": comparisons(outcomes, dev_labels),
+        "comparisons": comparisons(outcomes, dev_labels, judge),
         "wall_time_s": round(wall_time_s, 1),
     }
 
@@ -157,6 +192,20 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def _pct(value: float | None) -> str:
     return fmt_number(None if value is None else 100 * value, 2)
+
+
+PERCENT = ("accuracy", "f1", "macro_f1", "micro_f1")  # metrics shown as percentages
+
+
+def _value(summary: dict[str, Any]) -> Any:
+    """How this study's metric is printed: as a percentage, or with 4 decimals."""
+    return _pct if _metric_name(summary) in PERCENT else _num
+
+
+def _metric_name(summary: dict[str, Any]) -> str:
+    return summary.get("metric_name") or "accuracy"  # older studies judged by accuracy
+
+
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -177,18 +226,21 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     rows.append(["best trial", *(_num(heads[h]["best_trial"]) for h in names)])
     lines += _table(["parameter", *names], rows) + [""]
 
-    lines += ["## Table 2: accuracy per head (%)", ""]
-    rows = [[h, _pct(heads[h]["best_value"]), _pct(heads[h]["dev_accuracy_best"]),
-             _pct(heads[h]["mean"]), _pct(heads[h]["std"]),
+    value, name = _value(summary), LABELS[_metric_name(summary)]
+    unit = " (%)" if value is _pct else ""
+    lines += [f"## Table 2: {name} per head{unit}", ""]
+    rows = [[h, value(heads[h]["best_value"]),
+             value(layout.head_dev_value(heads[h])),
+             value(heads[h]["mean"]), value(heads[h]["std"]),
              "–" if not heads[h]["ci95"] else
-             f"[{_pct(heads[h]['ci95'][0])}, {_pct(heads[h]['ci95'][1])}]"] for h in names]
+             f"[{value(heads[h]['ci95'][0])}, {value(heads[h]['ci95'][1])}]"] for h in names]
     lines += _table(["head", f"best trial ({summary['selection']})", "best model on dev",
                      "seed mean", "seed std", "95% t-interval"], rows) + [""]
 
-    lines += ["## Table 3: seed re-trainings (dev accuracy, %)", ""]
+    lines += [f"## Table 3: seed re-trainings (dev {name}{unit})", ""]
     rows = [[h, ", ".join(str(s) for s in heads[h]["seeds"]) or "–",
-             ", ".join(_pct(a) for a in heads[h]["seed_accuracies"]) or "–"] for h in names]
-    lines += _table(["head", "seeds", "accuracies"], rows) + [""]
+             ", ".join(value(a) for a in layout.head_seed_values(heads[h])) or "–"] for h in names]
+    lines += _table(["head", "seeds", name], rows) + [""]
 
     lines += ["## Table 4: paired tests between heads", ""]
     rows = [[c["a"], c["b"], c["test"], _num(c["statistic"]), _num(c["p_value"]),
@@ -205,23 +257,43 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += _table(["head", "requested", "complete", "pruned", "failed",
                      "epochs saved by pruning"], rows) + [""]
 
+    lines += per_class_table(summary, names)
     lines += ["## Protocol", "", f"Selection: {summary['select_on_description']}", "",
               protocol_text(summary), "", budget_text(summary), ""]
     return "\n".join(lines)
 
 
+def per_class_table(summary: dict[str, Any], names: list[str]) -> list[str]:
+    """Table 6: per class (per label), precision and recall of each head's best model on dev."""
+    heads = summary["heads"]
+    if not any(heads[h].get("dev_precision") for h in names):
+        return []
+    labels = summary.get("label_names") or [str(i) for i in range(
+        max(len(heads[h].get("dev_precision") or []) for h in names))]
+    rows = [[h, label, _pct((heads[h].get("dev_precision") or [None] * len(labels))[i]),
+             _pct((heads[h].get("dev_recall") or [None] * len(labels))[i])]
+            for h in names for i, label in enumerate(labels)]
+    return ["## Table 6: per-class precision and recall of the best model on dev (%)", "",
+            *_table(["head", "label", "precision", "recall"], rows), ""]
+
+
 def protocol_text(summary: dict[str, Any]) -> str:
-    budget = summary["budget"]
+    budget, name = summary["budget"], LABELS[_metric_name(summary)]
+    regression = summary.get("problem_type") == "regression"
+    tests = ("Wilcoxon's signed-rank test on per-example squared errors and a paired bootstrap "
+             "(2,000 resamples) of the Pearson correlation difference, on each head's "
+             "seed-averaged predictions" if regression else
+             "exact McNemar (binomial test on the discordant counts) and a paired bootstrap "
+             "(10,000 resamples of examples) on per-example correctness (majority vote over "
+             "seeds, ties decided by the seed-averaged probabilities)")
     return (
         f"Each head has its own Optuna study ({summary['study_name']}-<head>) with a seeded TPE "
-        f"sampler and pruner {budget['pruner']}; a trial's objective is its best-epoch accuracy "
+        f"sampler and pruner {budget['pruner']}; a trial's objective is its best-epoch {name} "
         f"on the selection set. Search space: {budget['space']}. The best settings of each head "
         f"were re-trained with {budget['final_seeds']} seeds on {summary['n_train']} training "
         f"examples and scored on {summary['n_eval']} dev examples (mean, sample std, 95% "
-        "t-interval). Paired tests use the same dev examples: exact McNemar (binomial test on "
-        "the discordant counts) and a paired bootstrap (10,000 resamples of examples) on "
-        "per-example correctness (majority vote over seeds, ties decided by the seed-averaged "
-        "probabilities), and a paired t-test over seeds; no correction for multiple comparisons."
+        f"t-interval). Paired tests use the same dev examples: {tests}, and a paired t-test of "
+        f"the {name} over seeds; no correction for multiple comparisons."
     )
 
 

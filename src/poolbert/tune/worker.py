@@ -151,7 +151,8 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
     study = open_study(tc, storage, head, study_identity(tc, space))
     study.sampler = make_sampler(tc, n_trials, job.index, len(study.get_trials(deepcopy=False)))
     study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
-    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on)
+    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on,
+                        higher=tc.direction == "maximize")
     setup = TrialSetup(tc.run, head, space, tuning, keeper, quiet=tc.quiet or not job.progress_bars,
                        command=tc.to_dict()["command"])
     objective = Objective(setup, train_fn)

@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ...layout import head_dev_value, head_seed_values
 from ..load import StudyData, metric_label
 from ._common import FigureSkipped, axis_label, once, save
 
@@ -43,9 +44,9 @@ def get_head_accuracy_info(study: StudyData) -> HeadAccuracyInfo:
 def _head(name: str, h: dict) -> HeadAccuracy:
     mean = h.get("mean")
     return HeadAccuracy(
-        name=name, seeds=[a for a in h.get("seed_accuracies") or [] if a is not None], mean=mean,
+        name=name, seeds=[a for a in head_seed_values(h) if a is not None], mean=mean,
         interval=tuple((h.get("ci95") or [mean, mean])[:2]) if mean is not None else None,
-        best=h.get("dev_accuracy_best", h.get("best_value")))
+        best=head_dev_value(h) if head_dev_value(h) is not None else h.get("best_value"))
 
 
 def plot_head_accuracy(info: HeadAccuracyInfo, path: Path) -> Path:
