@@ -36,6 +36,7 @@ from .files import library_versions, write_json, write_jsonl
 from .layout import RunDir, write_predictions
 from .model import PoolbertForSequenceClassification, build_model
 from .text import first_line
+from .tracking import History, RecordHook
 
 EpochHook = Callable[[int, dict], None]
 SYNC_EVERY = 32  # optimiser steps between reads of the training loss from the device
@@ -134,6 +135,7 @@ def train(
     on_epoch: EpochHook | None = None,
     quiet: bool = False,
     epoch_selection: str = "best",
+    on_record: RecordHook | None = None,  # sees each history row as it is recorded (tracking)
 ) -> TrainResult:
     """Fine-tune one model; keep the epoch with the best validation accuracy ("best"), or the
     last epoch ("last": nothing chosen on the validation set, so its score stays unbiased)."""
@@ -161,7 +163,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step_model = torch.compile(model) if t.compile else model
 
-    history: list[dict] = []
+    history: list[dict] = History(on_record)
     log = StepLog([history])
     best: tuple[float, int, dict | None, Scores] | None = None  # (accuracy, epoch, state, scores)
     step, seen, train_time = 0, 0, 0.0
