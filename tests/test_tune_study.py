@@ -121,6 +121,22 @@ def test_existing_study_with_another_space_is_refused(tiny, tmp_path):
                        n_trials=1), fake_train)
 
 
+def test_a_study_from_before_a_setting_existed_resumes_at_its_default(tiny, tmp_path):
+    tc = settings(tiny, tmp_path / "s", n_trials=1)
+    run_study(tc, fake_train)
+    study = optuna.load_study(study_name=f"{tc.name}-cls", storage=open_storage(tc))
+    older = dict(study.user_attrs["fixed_settings"])
+    for added in ("metric", "class_weights", "early_stopping_patience", "calibrate"):
+        del older[added]  # as a study made before these settings existed stored it
+    study.set_user_attr("fixed_settings", older)
+    run_study(settings(tiny, tmp_path / "s", n_trials=2), fake_train)  # defaults: resumes
+    assert len(load_trials(tc)) == 2
+    other = settings(tiny, tmp_path / "s", n_trials=3)
+    other.run.train.metric = "loss"
+    with pytest.raises(PoolbertError, match=r"different fixed_settings \(metric: auto -> loss"):
+        run_study(other, fake_train)
+
+
 def test_output_dir_that_is_not_a_study_is_refused(tiny, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.json").write_text("{}")

@@ -123,6 +123,9 @@ class TrainConfig:
     attention: str = setting(
         "auto", "CUDA attention kernels: auto = flash or memory-efficient, never cuDNN (its "
         "per-shape plans made every first epoch slow)", choices=ATTENTION_BACKENDS)
+    report_to: list[str] = setting(
+        None, "comma-separated experiment trackers: tensorboard, mlflow, wandb (`all`: those "
+        "installed; `none`); logs go into the output directory", shown="none", factory=list)
 
 
 @dataclass

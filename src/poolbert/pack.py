@@ -45,6 +45,7 @@ from .model import (
     encoder_mask,
     task_loss,
 )
+from .tracking import History, RecordHook
 from .train import (
     SYNC_EVERY,
     Resources,
@@ -145,7 +146,8 @@ class Pack:
 
     # ----------------------------------------------------------------- membership
 
-    def add(self, key: Any, config: RunConfig, epoch_selection: str = "best") -> Member:
+    def add(self, key: Any, config: RunConfig, epoch_selection: str = "best",
+            on_record: RecordHook | None = None) -> Member:
         """A new run (between epochs): the base encoder's weights and a fresh head, drawn from
         the run's seed exactly as `train()` draws it; it keeps its best epoch or its last, as
         `train()`'s `epoch_selection`."""
@@ -166,7 +168,7 @@ class Pack:
         member = Member(key, config, head, optimizer, train_enc, val_enc, total,
                         math.ceil(t.warmup_ratio * total), self.resources.criterion(config),
                         loss_weights(config, self.resources.data, self.device),
-                        keep_last=epoch_selection == "last")
+                        keep_last=epoch_selection == "last", history=History(on_record))
         zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
         self.members.append(member)
         self._set_rows(torch.cat([self.flat.data, self.base_row[None]]),
@@ -438,8 +440,8 @@ class Pack:
         return TrainResult(metrics, m.history, model.cpu().eval(), kept, m.epoch)
 
 
-def train_together(configs: list[RunConfig], resources: Resources,
-                   epoch_selection: str = "best") -> list[TrainResult | str]:
+def train_together(configs: list[RunConfig], resources: Resources, epoch_selection: str = "best",
+                   on_record: list[RecordHook | None] | None = None) -> list[TrainResult | str]:
     """Train `configs` as one pack until each has run its epochs; each run's TrainResult, or
     the reason it failed. (A study's worker refills the pack instead: tune.pack_worker.)"""
     from .device import resolve_device, resolve_precision
@@ -449,7 +451,7 @@ def train_together(configs: list[RunConfig], resources: Resources,
     pack = Pack(resources, device, resolve_precision(t.precision, device), t.batch_size,
                 t.gradient_accumulation_steps, t.attention)
     for i, config in enumerate(configs):
-        pack.add(i, config, epoch_selection)
+        pack.add(i, config, epoch_selection, on_record[i] if on_record else None)
     results: dict[int, TrainResult | str] = {}
     while pack.members:
         for outcome in pack.run_epoch():

@@ -38,6 +38,7 @@ from .layout import RunDir, write_predictions
 from .metrics import Criterion, criterion_for, expected_calibration_error, fit_temperature
 from .model import PoolbertForSequenceClassification, build_model, calibration_of, task_loss
 from .text import first_line
+from .tracking import History, RecordHook
 
 EpochHook = Callable[[int, dict], None]
 SYNC_EVERY = 32  # optimiser steps between reads of the training loss from the device
@@ -142,6 +143,7 @@ def train(
     on_epoch: EpochHook | None = None,
     quiet: bool = False,
     epoch_selection: str = "best",
+    on_record: RecordHook | None = None,  # sees each history row as it is recorded (tracking)
 ) -> TrainResult:
     """Fine-tune one model; keep the epoch with the best validation --metric ("best"), or the
     last epoch ("last": nothing chosen on the validation set, so its score stays unbiased).
@@ -175,7 +177,7 @@ def train(
     how = Scoring(device, precision, pad_id, t.eval_batch_size, t.attention,
                   judge.problem_type, threshold=None)
 
-    history: list[dict] = []
+    history: list[dict] = History(on_record)
     log = StepLog([history])
     best: tuple[float, int, dict | None, Scores] | None = None  # (value, epoch, state, scores)
     step, seen, train_time, epoch, stale = 0, 0, 0.0, 0, 0

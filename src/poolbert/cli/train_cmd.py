@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="fine-tune one model with one pooling head",
         description="Fine-tune an encoder with a pooling head; writes config.json, metrics.json, "
-        "history.jsonl, predictions.csv, loss_curve.png and model/ into the output directory.",
+        "history.jsonl, predictions.csv, loss_curve.png and model/ into the output directory "
+        "(and the logs of the --report-to trackers).",
     )
     parser.add_argument("--output-dir", required=True, help="run directory to create")
     parser.add_argument("--overwrite", action="store_true",
@@ -26,19 +27,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..report import plot_loss_curve
+    from ..tracking import Plan, check_tools
     from ..train import Resources, run_record, save_run, train
 
     config = config_from_args(args)
-    out = check_output_dir(args.output_dir, args.overwrite)  # before any work
+    tools = check_tools(config.train.report_to)  # before any work, as the output directory
+    out = check_output_dir(args.output_dir, args.overwrite)
     quiet_libraries(args.quiet)
     resources = Resources.load(config)
-    result = train(config, resources, quiet=args.quiet)
-    with atomic_dir(out, args.overwrite) as tmp:
+    # the trackers log into the temporary folder while training; it becomes `out` at the end
+    with atomic_dir(out, args.overwrite) as tmp, Plan(tools, tmp, moves_to=out).start(
+            out.resolve().name, config.to_dict(), {"head": config.model.pooling}) as tracking:
+        result = train(config, resources, quiet=args.quiet, on_record=tracking.on_record)
         save_run(result, run_record(config, resources, command_line()), resources, tmp,
                  save_model=args.save_model)
         plot_loss_curve(result.history, tmp / "loss_curve.png",
                         f"{config.model.pooling} on {resources.data.source}",
                         result.metrics["metric"], result.metrics["problem_type"])
+        tracking.log_artifacts(tmp)
     print_summary(result.metrics, Path(out))
     return 0
 

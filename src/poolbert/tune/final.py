@@ -8,6 +8,7 @@ choose anything. Under the dev protocol (the report's) the numbers are the selec
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from ..files import atomic_dir
 from ..layout import HeadDir, Predictions, RunDir, read_predictions, write_predictions
 from ..model import calibration_of, load_model
 from ..pack import train_together
+from ..tracking import Tracking
 from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
-from .objective import TrainFn, trial_config
+from .objective import TrainFn, study_tracking, trial_config
 from .settings import TuneConfig
 
 
@@ -119,9 +121,13 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     for start in range(0, len(missing), pack):
         chunk = missing[start:start + pack]
         configs = [_seed_config(tc, outcome.head, best, seed, selection) for seed in chunk]
-        for seed, result in zip(chunk, _train(configs, resources, train_fn, selection, tc.quiet),
-                                strict=True):
-            _save_seed(tc, outcome.head, best, resources, seed, selection, result)
+        with ExitStack() as runs:  # each seed run tracked (--report-to) until its files are in
+            tracked = [runs.enter_context(_track(tc, outcome.head, best, seed, config))
+                       for seed, config in zip(chunk, configs, strict=True)]
+            results = _train(configs, resources, train_fn, selection, tc.quiet, tracked)
+            for seed, result, tracking in zip(chunk, results, tracked, strict=True):
+                _save_seed(tc, outcome.head, best, resources, seed, selection, result)
+                tracking.log_artifacts(head.seed(seed).path)
     judge = resources.criterion(tc.run)
     for seed in seeds:
         run = head.seed(seed)
@@ -139,12 +145,20 @@ def _seed_config(tc: TuneConfig, head: str, best: FrozenTrial, seed: int,
     return config
 
 
+def _track(tc: TuneConfig, head: str, best: FrozenTrial, seed: int, config: RunConfig) -> Tracking:
+    name = f"{head}/seed-{seed}"
+    return study_tracking(tc).start(name, config.to_dict(), {
+        "head": head, "trial": best.number, "seed": seed}, subdir=name)
+
+
 def _train(configs: list[RunConfig], resources: Resources, train_fn: TrainFn, selection: str,
-           quiet: bool) -> list[TrainResult]:
+           quiet: bool, tracked: list[Tracking]) -> list[TrainResult]:
     """The runs one by one, or (several) as one pack."""
     if len(configs) == 1:
-        return [train_fn(configs[0], resources, quiet=quiet, epoch_selection=selection)]
-    results = train_together(configs, resources, selection)
+        return [train_fn(configs[0], resources, quiet=quiet, epoch_selection=selection,
+                         **tracked[0].hook())]
+    results = train_together(configs, resources, selection,
+                             [t.on_record for t in tracked])
     for result in results:
         if isinstance(result, str):  # as train() raises for a run alone
             raise NonFiniteLoss(result)

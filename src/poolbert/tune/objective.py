@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from ..device import free_memory, is_out_of_memory
 from ..files import make_ordinary, replace_dir, write_json
 from ..layout import HeadDir
 from ..text import first_line
+from ..tracking import Plan, Tracking, check_tools
 from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
-from .settings import MIN_PRUNE_EPOCH
+from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace
 from .storage import FileLock
 
@@ -94,17 +95,31 @@ class TrialSetup:
     keeper: BestKeeper
     quiet: bool = True
     command: list[str] | None = None
+    tracking: Plan = field(default_factory=Plan)  # --report-to: one tracked run per trial
+
+    def track(self, number: int, config: RunConfig) -> Tracking:
+        """Trial `number`'s run in the tracking tools (a pruned trial ends as pruned)."""
+        return self.tracking.start(f"{self.head}/trial-{number}", config.to_dict(),
+                                   {"head": self.head, "trial": number},
+                                   subdir=f"{self.head}/trial-{number}",
+                                   pruned=(optuna.TrialPruned,))
+
+
+def study_tracking(tc: TuneConfig) -> Plan:
+    """A study's tracked runs: under its folder, the study's name as the experiment."""
+    return Plan(check_tools(tc.run.train.report_to), tc.out, tc.name)
 
 
 class TrialClock:
     """What a trial records about itself (trials.csv, the report): planned and run epochs,
     duration, best epoch, fail reason."""
 
-    def __init__(self, trial: Any, config: RunConfig) -> None:
+    def __init__(self, trial: Any, config: RunConfig, head: str) -> None:
         self.trial, self.epochs, self.start = trial, 0, time.perf_counter()
         if trial.user_attrs.get("fail_reason"):  # a re-run inherits its failed original's attrs
             trial.set_user_attr("fail_reason", "")
         trial.set_user_attr("planned_epochs", config.train.num_train_epochs)
+        trial.set_user_attr("head", head)  # optuna-dashboard shows it beside the trial
 
     def record(self, **attrs: Any) -> None:
         self.trial.set_user_attr("epochs_run", self.epochs)
@@ -121,18 +136,21 @@ def should_stop(trial: Any, epoch: int, last: int, value: float) -> bool:
 
 
 def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, number: int,
-                 params: dict[str, Any]) -> float:
-    """The trial's value; its run becomes heads/<head>/best/ if it beats the best so far."""
+                 params: dict[str, Any], tracking: Tracking | None = None) -> float:
+    """The trial's value; its run becomes heads/<head>/best/ if it beats the best so far. The
+    tracking tools keep the run's files (without the model) of every trial."""
     value = setup.resources.criterion(config).value(result.metrics)
 
-    def write_run(folder: Path) -> None:
+    def write_run(folder: Path, save_model: bool = True) -> None:
         record = run_record(config, setup.resources, setup.command)
         record["tune"] = {"head": setup.head, "trial_number": number, "params": params,
                           "value": value, "selection": setup.keeper.selection}
-        save_run(result, record, setup.resources, folder, save_model=True)
+        save_run(result, record, setup.resources, folder, save_model=save_model)
         # no loss_curve.png: plotting belongs to `report`; it draws from history.jsonl
 
     setup.keeper.offer(number, value, params, write_run)
+    if tracking is not None:
+        tracking.log_files(lambda folder: write_run(folder, save_model=False))
     return value
 
 
@@ -155,9 +173,14 @@ class Objective:
             raise
 
     def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
+        config = trial_config(self.setup.base, self.setup.head, params)
+        with self.setup.track(trial.number, config) as tracking:
+            return self._train(trial, params, config, tracking)
+
+    def _train(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig,
+               tracking: Tracking) -> float:
         s = self.setup
-        config = trial_config(s.base, s.head, params)
-        clock = TrialClock(trial, config)
+        clock = TrialClock(trial, config, s.head)
         last = config.train.num_train_epochs
 
         judge = s.resources.criterion(config)
@@ -170,7 +193,8 @@ class Objective:
 
         oom_reason = None
         try:
-            result = self.train_fn(config, s.resources, on_epoch=on_epoch, quiet=s.quiet)
+            result = self.train_fn(config, s.resources, on_epoch=on_epoch, quiet=s.quiet,
+                                   **tracking.hook())
         except optuna.TrialPruned:
             clock.record()
             raise
@@ -192,7 +216,7 @@ class Objective:
 
         clock.epochs = result.epochs_run
         clock.record(best_epoch=int(result.metrics["best_epoch"]))
-        return keep_if_best(s, result, config, trial.number, params)
+        return keep_if_best(s, result, config, trial.number, params, tracking)
 
 
 def requeue(trial: Any, params: dict) -> None:

@@ -24,6 +24,7 @@ from .. import interrupts
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..pack import EpochOutcome, Member, Pack
+from ..tracking import Tracking
 from ..train import Resources
 from .objective import (
     BestKeeper,
@@ -32,6 +33,7 @@ from .objective import (
     keep_if_best,
     requeue,
     should_stop,
+    study_tracking,
     trial_config,
 )
 from .settings import TuneConfig
@@ -87,6 +89,7 @@ class Seat:
     params: dict[str, Any]
     clock: TrialClock
     last_epoch: int
+    tracking: Tracking
 
 
 @dataclass
@@ -171,7 +174,8 @@ def _head_study(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> H
     study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
     keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on,
                         higher=tc.direction == "maximize")
-    setup = TrialSetup(tc.run, head, space, tuning, keeper, command=tc.to_dict()["command"])
+    setup = TrialSetup(tc.run, head, space, tuning, keeper, command=tc.to_dict()["command"],
+                       tracking=study_tracking(tc))
     return HeadStudy(head, study, space, setup, n_trials)
 
 
@@ -201,14 +205,19 @@ def _seat(pack: Pack, head: HeadStudy, trial: optuna.Trial, beats: Heartbeats) -
     try:
         params.update(head.space.suggest(trial))
         config = trial_config(head.setup.base, head.name, params)
-        seat = Seat(head, trial, params, TrialClock(trial, config),
-                    config.train.num_train_epochs)
+        tracking = head.setup.track(trial.number, config)
+        seat = Seat(head, trial, params, TrialClock(trial, config, head.name),
+                    config.train.num_train_epochs, tracking)
         beats.add(trial._trial_id)  # as Optuna's own _run_trial names a trial to the storage
-        pack.add(seat, config)
+        pack.add(seat, config, on_record=tracking.on_record)
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted")
         if len(params) == len(head.space.params):
             requeue(trial, params)
+        head.study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as exc:  # a tracker that cannot start: the trial fails, as unpacked
+        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}".splitlines()[0])
         head.study.tell(trial, state=TrialState.FAIL)
         raise
 
@@ -237,7 +246,8 @@ def _settle(pack: Pack, outcome: EpochOutcome, beats: Heartbeats, capacity: int)
         _leave(pack, m, beats)
         seat.clock.record(best_epoch=int(result.metrics["best_epoch"]))
         value = keep_if_best(seat.head.setup, result, trial_config(
-            seat.head.setup.base, seat.head.name, seat.params), seat.trial.number, seat.params)
+            seat.head.setup.base, seat.head.name, seat.params), seat.trial.number, seat.params,
+            seat.tracking)
         _tell(seat, TrialState.COMPLETE, value)
     return capacity
 
@@ -269,6 +279,7 @@ def _interrupted(m: Member) -> None:
     seat: Seat = m.key
     seat.clock.epochs = m.epoch
     seat.clock.record(fail_reason="interrupted")
+    seat.tracking.finish("interrupted")
     requeue(seat.trial, seat.params)
     _tell(seat, TrialState.FAIL)
 
@@ -280,5 +291,7 @@ def _fail(m: Member, reason: str) -> None:
 
 
 def _tell(seat: Seat, state: TrialState, value: float | None = None) -> None:
+    seat.tracking.finish({TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned"}.get(
+        state, "failed"))
     frozen = seat.head.study.tell(seat.trial, value, state=state)
     print_trial(seat.head.name, frozen)

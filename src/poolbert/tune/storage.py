@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import os
 import socket
 import time
@@ -22,6 +23,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from ..config import RunConfig
 from ..errors import PoolbertError
 from ..text import first_line, redact, url_password
 from .settings import TuneConfig
@@ -138,12 +140,23 @@ def open_study(tc: TuneConfig, storage: Any, head: str, identity: dict[str, Any]
             study.set_user_attr(key, value)
         return study
     for key, value in identity.items():
-        if key in stored and stored[key] != value:
+        found = _with_new_defaults(stored[key], value) if key in stored else value
+        if found != value:
             raise PoolbertError(
                 f"study {name!r} in {storage_description(tc)} exists with a different {key} "
-                f"({_difference(stored[key], value)}); use another --study-name or --output-dir"
+                f"({_difference(found, value)}); use another --study-name or --output-dir"
             )
     return study
+
+
+def _with_new_defaults(stored: Any, asked: Any) -> Any:
+    """A stored identity with the settings added to poolbert after the study was made read as
+    their defaults, so a study made by an older version resumes when they are left alone."""
+    if not isinstance(stored, dict) or not isinstance(asked, dict):
+        return stored
+    defaults = {k: v for section in RunConfig().to_dict().values() for k, v in section.items()}
+    defaults = json.loads(json.dumps(defaults))  # as the storage returns it
+    return {**{k: defaults[k] for k in asked if k not in stored and k in defaults}, **stored}
 
 
 def _difference(stored: Any, asked: Any) -> str:

@@ -23,7 +23,7 @@ from ..files import write_json, write_text
 from ..layout import STUDY_STARTING
 from ..train import Resources, check_fit, train
 from . import final, summary
-from .objective import TrainFn
+from .objective import TrainFn, study_tracking
 from .pack_worker import pack_size
 from .settings import TuneConfig
 from .space import SearchSpace, load_space
@@ -50,11 +50,14 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     data = load_data(tc.run.data)  # bad data, or a --metric it has not: before anything is written
     check_fit(tc.run, data)
     check_study_dir(tc)
+    study_tracking(tc)  # an unknown or missing --report-to tool: refused before anything is written
     if tc.storage is None or tc.storage == "journal":  # the storage file lives in the folder
         tc.out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(tc)  # an unreachable database: refused before anything is written
     for head in tc.heads:  # refuses a study of the same name that searches another space
-        open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
+        study = open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
+        for key, value in dashboard_attrs(tc, head).items():
+            study.set_user_attr(key, value)
     prepare_output_dir(tc, space)  # config.json only once the storage agreed
     deadline = start + tc.timeout if tc.timeout else None
     gpus = plan_workers(tc, visible_gpus())  # one entry per worker process
@@ -84,6 +87,12 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     write_json(tc.dir.summary_json, result)
     write_text(tc.dir.summary_md, summary.summary_markdown(result))
     return result
+
+
+def dashboard_attrs(tc: TuneConfig, head: str) -> dict[str, str]:
+    """What optuna-dashboard shows beside a head's study: where its runs are on disk."""
+    return {"head": head, "output_dir": str(tc.out.resolve()),
+            "best_run_dir": str(tc.dir.head(head).best.path.resolve())}
 
 
 def finished_trials(tc: TuneConfig, storage: Any) -> int:

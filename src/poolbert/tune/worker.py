@@ -28,7 +28,7 @@ from ..data import stratified_holdout
 from ..errors import PoolbertError
 from ..text import fmt_number
 from ..train import Resources, train
-from .objective import BestKeeper, Objective, TrainFn, TrialFailed, TrialSetup
+from .objective import BestKeeper, Objective, TrainFn, TrialFailed, TrialSetup, study_tracking
 from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace, SearchSpace
 from .storage import (
@@ -71,7 +71,7 @@ def study_identity(tc: TuneConfig, space: HeadSpace) -> dict[str, Any]:
     """What must match for trials to be comparable; stored on the study, checked on resume."""
     run = tc.run.to_dict()
     machine_specific = {"data_dir", "train_file", "validation_file", "test_file", "device",
-                        "precision", "compile", "eval_batch_size"}
+                        "precision", "compile", "eval_batch_size", "report_to"}
     fixed = {k: v for section in run.values() for k, v in section.items()
              if k not in machine_specific and k not in space.params and k != "pooling"}
     identity = {"search_space": space.to_dict()["params"],
@@ -154,7 +154,7 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
     keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on,
                         higher=tc.direction == "maximize")
     setup = TrialSetup(tc.run, head, space, tuning, keeper, quiet=tc.quiet or not job.progress_bars,
-                       command=tc.to_dict()["command"])
+                       command=tc.to_dict()["command"], tracking=study_tracking(tc))
     objective = Objective(setup, train_fn)
     lock = FileLock(tc.dir.budget_lock)
     failures = [0]  # this worker's failed trials (out of memory) in this head
