@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,11 +19,35 @@ import torch
 from transformers import PreTrainedModel
 
 from .config import DataConfig
-from .data import GLUE_TASKS, TaskSpec, TextSplit, encode, load_data, task_spec, texts_of
-from .device import resolve_device, resolve_precision
+from .data import (
+    GLUE_TASKS,
+    Encoded,
+    TaskSpec,
+    TextSplit,
+    encode,
+    load_data,
+    task_spec,
+    texts_of,
+    to_device,
+)
+from .device import (
+    attention_kernels,
+    autocast,
+    eval_batch_size,
+    pad_multiple,
+    resolve_device,
+    resolve_precision,
+)
 from .errors import PoolbertError
-from .evaluate import Scoring, predict_probs
-from .export.sources import Source, TrainingInfo, label_names, load_classifier, resolve_source, training_info
+from .export.onnx import ONNX_FILE, OnnxClassifier, batched_logits, graph_logits, load_graph
+from .export.sources import (
+    Source,
+    TrainingInfo,
+    label_names,
+    load_classifier,
+    resolve_source,
+    training_info,
+)
 from .files import atomic_open
 from .tables import check_output_file, check_readable, check_writable, open_table, read_chunks
 
@@ -35,38 +59,95 @@ DEFAULT_MAX_LENGTH = 128  # when neither the flag nor the training run gives one
 SPLIT_CHUNK = 1024  # rows scored between progress updates for a GLUE split
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
+class Backend(Protocol):
+    """What runs the model: tokenised rows in, logits out. Turning logits into what predict
+    writes is `probabilities`' job, the same for every backend."""
+
+    def logits(self, enc: Encoded) -> torch.Tensor:
+        """(N, C) logits of `enc`'s rows in their order."""
+        ...
+
+
 @dataclass
-class Predictor:
-    """A loaded classifier plus what it needs to score texts in batches."""
+class TorchBackend:
+    """The PyTorch model on a device, in the precision and attention kernels evaluation uses."""
 
     model: PreTrainedModel
+    device: torch.device
+    batch_size: int
+    pad_id: int
+
+    @torch.no_grad()
+    def logits(self, enc: Encoded) -> torch.Tensor:
+        self.model.eval()
+        precision = resolve_precision("auto", self.device)
+
+        def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            with autocast(self.device, precision):
+                return self.model(**to_device(batch, self.device)).logits.float()
+
+        with attention_kernels("auto", self.device):
+            return batched_logits(enc, eval_batch_size(self.batch_size, self.device), self.pad_id,
+                                  self.model.config.num_labels, step, pad_multiple(self.device))
+
+
+@dataclass
+class OnnxBackend:
+    """An exported ONNX graph (model.onnx or model.int8.onnx) run by ONNX Runtime."""
+
+    graph: OnnxClassifier
+    batch_size: int
+    pad_id: int
+    num_labels: int
+
+    def logits(self, enc: Encoded) -> torch.Tensor:
+        return graph_logits(self.graph, enc, self.batch_size, self.pad_id, self.num_labels)
+
+
+def probabilities(logits: torch.Tensor) -> np.ndarray:
+    """(N, C) float32 class probabilities from a backend's (N, C) logits."""
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+@dataclass
+class Predictor:
+    """A loaded classifier (any backend) plus what it needs to score texts."""
+
+    backend: Backend
     tokenizer: Any
     labels: list[str]
     max_length: int
-    batch_size: int
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def load(cls, source: Source, max_length: int | None, batch_size: int,
-             device: str = "auto") -> Predictor:
-        length = max_length or training_info(source).max_length or DEFAULT_MAX_LENGTH
+    def load(cls, source: Source, options: PredictOptions) -> Predictor:
+        o = options
+        length = o.max_length or training_info(source).max_length or DEFAULT_MAX_LENGTH
         if length < 8:
             raise PoolbertError(f"--max-length must be at least 8, got {length}")
-        if batch_size < 1:
-            raise PoolbertError(f"--batch-size must be positive, got {batch_size}")
-        dev = resolve_device(device)
+        if o.batch_size < 1:
+            raise PoolbertError(f"--batch-size must be positive, got {o.batch_size}")
+        if o.backend not in BACKENDS:
+            raise PoolbertError(f"--backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
+        if o.onnx_file and o.backend != "onnxruntime":
+            raise PoolbertError("--onnx-file needs --backend onnxruntime")
+        dev = resolve_device(o.device)
+        if o.backend == "onnxruntime":
+            graph, tokenizer, labels = load_graph(source.model_dir, o.onnx_file or ONNX_FILE, dev)
+            pad_id = tokenizer.pad_token_id or 0
+            backend: Backend = OnnxBackend(graph, o.batch_size, pad_id, len(labels))
+            return cls(backend, tokenizer, labels, length)
         model, tokenizer = load_classifier(source.model_dir)
-        return cls(model.to(dev), tokenizer, label_names(model), length, batch_size, dev)
+        backend = TorchBackend(model.to(dev), dev, o.batch_size, tokenizer.pad_token_id or 0)
+        return cls(backend, tokenizer, label_names(model), length)
 
     def probs(self, texts_a: list[str], texts_b: list[str] | None) -> np.ndarray:
         """(N, C) class probabilities, in input order."""
         labels = np.full(len(texts_a), -1, dtype=np.int64)
         split = TextSplit("predict", texts_a, texts_b, labels, np.arange(len(texts_a)))
-        enc = encode(self.tokenizer, split, self.max_length)
-        how = Scoring(self.device, resolve_precision("auto", self.device),
-                      self.tokenizer.pad_token_id or 0, self.batch_size)
-        probs, _, _ = predict_probs(self.model, enc, how)
-        return probs
+        return probabilities(self.backend.logits(encode(self.tokenizer, split, self.max_length)))
 
     def frame(self, probs: np.ndarray) -> pd.DataFrame:
         """The predicted label's name and one prob_<label> column per label."""
@@ -87,6 +168,8 @@ class PredictOptions:
     head: str = "best"  # for a study directory
     overwrite: bool = False
     quiet: bool = False
+    backend: str = "torch"  # or "onnxruntime": an export's ONNX graph
+    onnx_file: str | None = None  # the graph in the folder (None: model.onnx)
 
 
 def predict_file(
@@ -110,7 +193,7 @@ def predict_file(
         raise PoolbertError(f"{input_path}: no rows")
     columns = _file_text_columns(o.text_columns, training_info(source), first, input_path)
     id_column = next((c for c in PASSED_ID_COLUMNS if c in first.columns), None)
-    predictor = Predictor.load(source, o.max_length, o.batch_size, o.device)
+    predictor = Predictor.load(source, o)
     rows = 0
     with open_table(output_path) as write, _progress(o.quiet) as bar:
         for chunk in itertools.chain([first], chunks):
@@ -168,7 +251,7 @@ def predict_split(
     rows = {"train": data.train, "validation": data.validation, "test": data.test}[split]
     if rows is None:
         raise PoolbertError(f"no {split} split for {spec.name} in {data.source}")
-    predictor = Predictor.load(source, o.max_length, o.batch_size, o.device)
+    predictor = Predictor.load(source, o)
     if glue_submission is not None:
         _check_submission_labels(predictor.labels, spec.name)
     out = predictor.frame(_probs_with_progress(predictor, rows, o.quiet))

@@ -30,8 +30,10 @@ MACHINE_SETTINGS = ("device", "compile")
 
 
 def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_bert: bool,
-               license: str, repo_id: str | None, has_curve: bool) -> ModelCard:
-    """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData."""
+               license: str, repo_id: str | None, has_curve: bool,
+               onnx: dict[str, Any] | None = None) -> ModelCard:
+    """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData.
+    `onnx`: the export's ONNX record (`export.onnx.add_onnx`), for the ONNX Runtime section."""
     from huggingface_hub import ModelCard, ModelCardData
 
     head = model.config.pooling
@@ -46,7 +48,8 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
             base_model=base_model_id(encoder), datasets=[HUB_DATASET] if task else None,
             metrics=["accuracy", "f1"], license=license, library_name="transformers",
             pipeline_tag="text-classification", model_name=name if results else None,
-            tags=["poolbert", "text-classification", head, *(["glue", task] if task else [])],
+            tags=["poolbert", "text-classification", head, *(["glue", task] if task else []),
+                  *(["onnx"] if onnx else [])],
             eval_results=results,
         )
     except ValueError as exc:
@@ -57,7 +60,7 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
         labels=label_names(model), results=_results_rows(src), **_protocol(src),
         **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
         repo=repo_id or f"<user>/{name}",
-        pair=info.text_columns is not None and len(info.text_columns) == 2,
+        pair=info.text_columns is not None and len(info.text_columns) == 2, onnx=onnx,
     )
 
 
