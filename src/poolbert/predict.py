@@ -3,6 +3,10 @@
 `predict_file` streams a table in chunks (read by `poolbert.tables`, texts checked by
 `data.texts_of`); `predict_split` scores a GLUE split and can write the GLUE server's submission
 file. Models are found and loaded as `poolbert export` finds them (`export.sources`).
+
+A backend runs the model and gives logits only: `TorchBackend` (the PyTorch model) or
+`OnnxBackend` (an export's ONNX graph in ONNX Runtime, `--backend onnxruntime`);
+`probabilities` turns logits into what predict writes, whichever backend made them.
 """
 
 from __future__ import annotations

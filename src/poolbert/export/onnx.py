@@ -46,7 +46,7 @@ INT8_FILE = "model.int8.onnx"
 ONNX_ATOL = 1e-4  # ONNX Runtime's float32 logits against PyTorch's
 SCORE_BATCH = 32  # rows per batch when scoring the validation split (a CPU's best, device.py)
 EXTRA = 'pip install "poolbert[onnx]"'
-# ONNX Runtime's SkipLayerNormalization fusion made MiniLM 12-20% slower on a 2-core CPU (onnxruntime
+# ONNX Runtime's SkipLayerNormalization fusion made MiniLM 10-20% slower on a 2-core CPU (onnxruntime
 # 1.32, fp32 and int8 alike): its fused kernel is slower than the Add + LayerNormalization it replaces
 SLOW_FUSIONS = ["SkipLayerNormFusion"]
 # the check's real rows: pairs of very different lengths, so a batch of them is mostly padding
