@@ -3,15 +3,19 @@
 `predict_file` streams a table in chunks (read by `poolbert.tables`, texts checked by
 `data.texts_of`); `predict_split` scores a GLUE split and can write the GLUE server's submission
 file. Models are found and loaded as `poolbert export` finds them (`export.sources`).
+
+A backend runs the model and gives logits only: `TorchBackend` (the PyTorch model) or
+`OnnxBackend` (an export's ONNX graph in ONNX Runtime, `--backend onnxruntime`);
+`probabilities` turns logits into what predict writes, whichever backend made them.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,11 +23,31 @@ import torch
 from transformers import PreTrainedModel
 
 from .config import DataConfig
-from .data import GLUE_TASKS, TaskSpec, TextSplit, encode, load_data, task_spec, texts_of
-from .device import resolve_device, resolve_precision
+from .data import (
+    GLUE_TASKS,
+    Encoded,
+    TaskSpec,
+    TextSplit,
+    encode,
+    load_data,
+    task_spec,
+    texts_of,
+)
+from .device import (
+    resolve_device,
+    resolve_precision,
+)
 from .errors import PoolbertError
 from .evaluate import Scoring, predict_logits
-from .export.sources import Source, TrainingInfo, label_names, load_classifier, resolve_source, training_info
+from .export.onnx import ONNX_FILE, OnnxClassifier, graph_logits, load_graph
+from .export.sources import (
+    Source,
+    TrainingInfo,
+    label_names,
+    load_classifier,
+    resolve_source,
+    training_info,
+)
 from .files import atomic_open
 from .metrics import probabilities
 from .model import calibration_of, problem_of
@@ -37,58 +61,104 @@ DEFAULT_MAX_LENGTH = 128  # when neither the flag nor the training run gives one
 SPLIT_CHUNK = 1024  # rows scored between progress updates for a GLUE split
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
+class Backend(Protocol):
+    """What runs the model: tokenised rows in, logits out. Turning logits into what predict
+    writes (metrics.probabilities with the model's temperature) is the same for every backend."""
+
+    def logits(self, enc: Encoded) -> np.ndarray:
+        """(N, C) float32 logits of `enc`'s rows in their order."""
+        ...
+
+
 @dataclass
-class Predictor:
-    """A loaded classifier plus what it needs to score texts in batches."""
+class TorchBackend:
+    """The PyTorch model on a device, scored as evaluation scores it (evaluate.predict_logits)."""
 
     model: PreTrainedModel
+    device: torch.device
+    batch_size: int
+    pad_id: int
+
+    def logits(self, enc: Encoded) -> np.ndarray:
+        how = Scoring(self.device, resolve_precision("auto", self.device), self.pad_id,
+                      self.batch_size, problem_type=problem_of(self.model.config))
+        return predict_logits(self.model, enc, how)[0]
+
+
+@dataclass
+class OnnxBackend:
+    """An exported ONNX graph (model.onnx or model.int8.onnx) run by ONNX Runtime."""
+
+    graph: OnnxClassifier
+    batch_size: int
+    pad_id: int
+    num_labels: int
+
+    def logits(self, enc: Encoded) -> np.ndarray:
+        return graph_logits(self.graph, enc, self.batch_size, self.pad_id,
+                            self.num_labels).float().numpy()
+
+
+@dataclass
+class Predictor:
+    """A loaded classifier (any backend) plus what it needs to score texts: its labels, its
+    problem type and the calibration stored in its config."""
+
+    backend: Backend
     tokenizer: Any
     labels: list[str]
     max_length: int
-    batch_size: int
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    problem_type: str = "single_label"
+    temperature: float = 1.0
+    threshold: float = 0.5  # multi-label
 
     @classmethod
-    def load(cls, source: Source, max_length: int | None, batch_size: int,
-             device: str = "auto") -> Predictor:
-        length = max_length or training_info(source).max_length or DEFAULT_MAX_LENGTH
+    def load(cls, source: Source, options: PredictOptions) -> Predictor:
+        o = options
+        length = o.max_length or training_info(source).max_length or DEFAULT_MAX_LENGTH
         if length < 8:
             raise PoolbertError(f"--max-length must be at least 8, got {length}")
-        if batch_size < 1:
-            raise PoolbertError(f"--batch-size must be positive, got {batch_size}")
-        dev = resolve_device(device)
-        model, tokenizer = load_classifier(source.model_dir)
-        return cls(model.to(dev), tokenizer, label_names(model), length, batch_size, dev)
-
-    @property
-    def problem_type(self) -> str:
-        return problem_of(self.model.config)
+        if o.batch_size < 1:
+            raise PoolbertError(f"--batch-size must be positive, got {o.batch_size}")
+        if o.backend not in BACKENDS:
+            raise PoolbertError(f"--backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
+        if o.onnx_file and o.backend != "onnxruntime":
+            raise PoolbertError("--onnx-file needs --backend onnxruntime")
+        dev = resolve_device(o.device)
+        backend: Backend
+        if o.backend == "onnxruntime":
+            graph, tokenizer, config = load_graph(source.model_dir, o.onnx_file or ONNX_FILE, dev)
+            labels = [config.id2label[i] for i in range(len(config.id2label))]
+            backend = OnnxBackend(graph, o.batch_size, tokenizer.pad_token_id or 0,
+                                  config.num_labels)
+        else:
+            model, tokenizer = load_classifier(source.model_dir)
+            config, labels = model.config, label_names(model)
+            backend = TorchBackend(model.to(dev), dev, o.batch_size, tokenizer.pad_token_id or 0)
+        return cls(backend, tokenizer, labels, length, problem_of(config), *calibration_of(config))
 
     def probs(self, texts_a: list[str], texts_b: list[str] | None) -> np.ndarray:
         """(N, C) calibrated class probabilities (the model's temperature), or for regression
         the predicted values (N, 1), in input order."""
-        problem = self.problem_type
         unlabelled = {"multi_label": np.full((len(texts_a), len(self.labels)), -1.0),
                       "regression": np.full(len(texts_a), np.nan)}.get(
-            problem, np.full(len(texts_a), -1, dtype=np.int64))
+            self.problem_type, np.full(len(texts_a), -1, dtype=np.int64))
         split = TextSplit("predict", texts_a, texts_b, unlabelled, np.arange(len(texts_a)))
-        enc = encode(self.tokenizer, split, self.max_length)
-        how = Scoring(self.device, resolve_precision("auto", self.device),
-                      self.tokenizer.pad_token_id or 0, self.batch_size, problem_type=problem)
-        logits, _, _ = predict_logits(self.model, enc, how)
-        return probabilities(logits, problem, calibration_of(self.model.config)[0])
+        logits = self.backend.logits(encode(self.tokenizer, split, self.max_length))
+        return probabilities(logits, self.problem_type, self.temperature)
 
     def frame(self, probs: np.ndarray) -> pd.DataFrame:
         """The prediction (a label's name; the names of the labels at or above the model's
         threshold joined by `|` for multi-label; a number for regression) and one
         prob_<label> column per label."""
-        problem = self.problem_type
-        if problem == "regression":
+        if self.problem_type == "regression":
             return pd.DataFrame({"prediction": probs[:, 0].astype(np.float64).round(6)})
-        if problem == "multi_label":
-            threshold = calibration_of(self.model.config)[1]
-            chosen = ["|".join(n for n, p in zip(self.labels, row, strict=True) if p >= threshold)
-                      for row in probs]
+        if self.problem_type == "multi_label":
+            chosen = ["|".join(n for n, p in zip(self.labels, row, strict=True)
+                               if p >= self.threshold) for row in probs]
             out = pd.DataFrame({"prediction": chosen})
         else:
             out = pd.DataFrame({"prediction": [self.labels[i] for i in probs.argmax(axis=1)]})
@@ -108,6 +178,8 @@ class PredictOptions:
     head: str = "best"  # for a study directory
     overwrite: bool = False
     quiet: bool = False
+    backend: str = "torch"  # or "onnxruntime": an export's ONNX graph
+    onnx_file: str | None = None  # the graph in the folder (None: model.onnx)
 
 
 def predict_file(
@@ -131,7 +203,7 @@ def predict_file(
         raise PoolbertError(f"{input_path}: no rows")
     columns = _file_text_columns(o.text_columns, training_info(source), first, input_path)
     id_column = next((c for c in PASSED_ID_COLUMNS if c in first.columns), None)
-    predictor = Predictor.load(source, o.max_length, o.batch_size, o.device)
+    predictor = Predictor.load(source, o)
     rows = 0
     with open_table(output_path) as write, _progress(o.quiet) as bar:
         for chunk in itertools.chain([first], chunks):
@@ -189,7 +261,7 @@ def predict_split(
     rows = {"train": data.train, "validation": data.validation, "test": data.test}[split]
     if rows is None:
         raise PoolbertError(f"no {split} split for {spec.name} in {data.source}")
-    predictor = Predictor.load(source, o.max_length, o.batch_size, o.device)
+    predictor = Predictor.load(source, o)
     if glue_submission is not None:
         _check_submission_labels(predictor.labels, spec.name)
     out = predictor.frame(_probs_with_progress(predictor, rows, o.quiet))

@@ -20,6 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", required=True, help="folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --to folder")
     parser.add_argument("--repo-id", help="Hub repo id (user/name) for the card's usage snippet")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write model.onnx: the whole classifier as one ONNX graph "
+                        "(dynamic batch and sequence axes), checked against PyTorch to 1e-4")
+    parser.add_argument("--quantize", action="store_true",
+                        help="with --onnx: also model.int8.onnx (dynamic int8), and both graphs' "
+                        "accuracy on the training run's validation split")
     parser.set_defaults(handler=run)
 
 
@@ -35,12 +41,17 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_model, folder_files, human_size
+    from ..export import EXPORT_INFO, describe_onnx, export_model, folder_files, human_size
+    from ..files import read_json
 
     quiet_libraries(True)
     out = export_model(args.source, args.to, head=args.head, overwrite=args.overwrite,
-                       license=args.license, repo_id=args.repo_id)
+                       license=args.license, repo_id=args.repo_id, onnx=args.onnx,
+                       quantize=args.quantize)
     files = folder_files(out)
     total = human_size(sum(size for _, size in files))
     print(f"exported {len(files)} files ({total}) to {out}: {', '.join(n for n, _ in files)}")
+    if args.onnx:
+        for line in describe_onnx(read_json(out / EXPORT_INFO)["onnx"]):
+            print(line)
     return 0

@@ -39,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-length", type=int, help="max tokens per example (default: the "
                         "training run's, else 128)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda ...")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                        help="what runs the model: torch (default), or onnxruntime with the ONNX "
+                        "graph of a folder exported with --onnx")
+    parser.add_argument("--onnx-file", help="with --backend onnxruntime: the graph in the folder "
+                        "(default: model.onnx; model.int8.onnx for the int8 one)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries(args.quiet)
     columns = comma_list(args.text_columns) or None  # "" means none given, as no flag
     options = PredictOptions(columns, args.batch_size, args.max_length, args.device, args.head,
-                             args.overwrite, args.quiet)
+                             args.overwrite, args.quiet, args.backend, args.onnx_file)
     if args.input and args.task:
         raise PoolbertError("give either --input or --task, not both")
     if args.input:

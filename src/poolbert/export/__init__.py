@@ -12,10 +12,15 @@ Which module owns what:
 - `convert`: the export itself: BertForSequenceClassification for `cls` on BERT, remote code for
   the other heads, and the reload check (`verify_export`).
 - `card`: the model card (README.md), rendered from `model_card_template.md`.
+- `onnx`: model.onnx (the classifier as one ONNX graph, checked against PyTorch), the int8 graph
+  and its validation accuracy, and running a graph with ONNX Runtime (predict's onnxruntime
+  backend).
 - `push`: the upload, and the file listing a dry run shows.
 """
 
 from .convert import export_model, verify_export
+from .onnx import INT8_FILE, ONNX_FILE, OnnxClassifier, export_onnx, quantize_onnx
+from .onnx import describe as describe_onnx
 from .push import folder_files, human_size, push
 from .sources import (
     EXPORT_INFO,
@@ -29,7 +34,8 @@ from .sources import (
 )
 
 __all__ = [
-    "EXPORT_INFO", "Source", "TrainingInfo", "export_model", "folder_files", "human_size",
-    "label_names", "load_classifier", "pick_head", "push", "resolve_source", "training_info",
+    "EXPORT_INFO", "INT8_FILE", "ONNX_FILE", "OnnxClassifier", "Source", "TrainingInfo",
+    "describe_onnx", "export_model", "export_onnx", "folder_files", "human_size", "label_names",
+    "load_classifier", "pick_head", "push", "quantize_onnx", "resolve_source", "training_info",
     "verify_export",
 ]

@@ -16,6 +16,7 @@ from .. import DEFAULT_MODEL
 from ..data import GLUE_TASKS, HUB_DATASET
 from ..errors import PoolbertError
 from ..layout import head_dev_value, read_predictions
+from ..model import calibration_of, problem_of
 from ..pooling import DESCRIPTIONS
 from ..text import first_line
 from .sources import Source, TrainingInfo, is_number, label_names
@@ -30,8 +31,10 @@ MACHINE_SETTINGS = ("device", "compile")
 
 
 def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_bert: bool,
-               license: str, repo_id: str | None, has_curve: bool) -> ModelCard:
-    """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData."""
+               license: str, repo_id: str | None, has_curve: bool,
+               onnx: dict[str, Any] | None = None) -> ModelCard:
+    """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData.
+    `onnx`: the export's ONNX record (`export.onnx.add_onnx`), for the ONNX Runtime section."""
     from huggingface_hub import ModelCard, ModelCardData
 
     head = model.config.pooling
@@ -44,9 +47,11 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
     try:
         data = ModelCardData(
             base_model=base_model_id(encoder), datasets=[HUB_DATASET] if task else None,
-            metrics=["accuracy", "f1"], license=license, library_name="transformers",
+            metrics=[m for m, _, _ in _card_metrics(src)], license=license,
+            library_name="transformers",
             pipeline_tag="text-classification", model_name=name if results else None,
-            tags=["poolbert", "text-classification", head, *(["glue", task] if task else [])],
+            tags=["poolbert", "text-classification", head, *(["glue", task] if task else []),
+                  *(["onnx"] if onnx else [])],
             eval_results=results,
         )
     except ValueError as exc:
@@ -57,7 +62,9 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
         labels=label_names(model), results=_results_rows(src), **_protocol(src),
         **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
         repo=repo_id or f"<user>/{name}",
-        pair=info.text_columns is not None and len(info.text_columns) == 2,
+        pair=info.text_columns is not None and len(info.text_columns) == 2, onnx=onnx,
+        problem_type=problem_of(model.config), temperature=calibration_of(model.config)[0],
+        threshold=calibration_of(model.config)[1],
     )
 
 

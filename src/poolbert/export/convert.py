@@ -20,6 +20,7 @@ from ..files import atomic_dir, check_output_dir
 from ..model import calibration_of
 from ..text import first_line
 from .card import build_card, public_model_name
+from .onnx import add_onnx, require_onnx
 from .sources import (
     MODEL_CARD,
     label_names,
@@ -46,8 +47,15 @@ def export_model(
     overwrite: bool = False,
     license: str = "apache-2.0",
     repo_id: str | None = None,
+    onnx: bool = False,
+    quantize: bool = False,
 ) -> Path:
-    """Write a Hub-ready folder at `to` (atomically); returns it. See the module docstring."""
+    """Write a Hub-ready folder at `to` (atomically); returns it. See the module docstring.
+    `onnx`: also model.onnx, `quantize`: and model.int8.onnx (`export.onnx.add_onnx`)."""
+    if quantize and not onnx:
+        raise PoolbertError("--quantize needs --onnx (it quantises the ONNX graph)")
+    if onnx:
+        require_onnx()  # before any work
     src = resolve_source(source, head)
     if src.exported:
         raise PoolbertError(f"{source} is already an exported folder: push it as it is")
@@ -65,10 +73,11 @@ def export_model(
         verify_export(tmp, saved, tokenizer, remote_code=not plain_bert)
         info = training_info(src)
         write_export_info(tmp, info, model.config.pooling, label_names(model), not plain_bert)
+        graphs = add_onnx(tmp, model, tokenizer, src, info, quantize) if onnx else None
         if src.run is not None and src.run.loss_curve.is_file():
             shutil.copyfile(src.run.loss_curve, tmp / LOSS_CURVE)
         card = build_card(src, model, info, plain_bert, license, repo_id,
-                          has_curve=(tmp / LOSS_CURVE).is_file())
+                          has_curve=(tmp / LOSS_CURVE).is_file(), onnx=graphs)
         card.save(tmp / MODEL_CARD)
     return Path(to)
 
