@@ -585,3 +585,44 @@ def test_the_cards_code_runs_as_written_for_each_problem_type(request, tmp_path,
         assert set(eval(chosen + "]")) <= {"animal", "colour", "place"}
         assert len(eval(probs)) == 3
     assert pipeline_line.startswith("[{'label': '")
+
+
+# ----------------------------------------------------------------------------- a study's protocol
+
+
+@pytest.mark.parametrize("pack", ["1", "2"])
+def test_a_multilabel_study_stops_early_and_fits_nothing_on_dev(model_dir, multilabel_dir,
+                                                                tmp_path, pack):
+    """Holdout protocol: trials stop early on the holdout slice (trials.csv says when), class
+    weights are searched like any setting, and the seed runs, scored on dev, take the best
+    trial's temperature and threshold (fitted on the holdout slice) and train as many epochs as
+    it kept."""
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"heads": {"mean": {"n_trials": 2, "params": {
+        # a learning rate too small to move a weight: no epoch improves on the first
+        "learning_rate": {"type": "categorical", "choices": [1e-12]},
+        "class_weights": {"type": "categorical", "choices": ["none", "balanced"]}}}}}))
+    out = tmp_path / "study"
+    assert main(["tune", "--model", str(model_dir), "--output-dir", str(out), "--poolings",
+                 "mean", "--space", str(space), "--num-train-epochs", "6",
+                 "--early-stopping-patience", "2", "--final-seeds", "2", "--batch-size", "8",
+                 "--max-length", "32", "--device", "cpu", "--quiet", "--pack", pack,
+                 *custom(multilabel_dir, "--label-column", "labels")]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert trials["epochs_run"].tolist() == [3, 3]  # epoch 1, then 2 without a gain
+    assert set(trials["params_class_weights"]) <= {"none", "balanced"}
+    best = json.loads((out / "heads" / "mean" / "best" / "metrics.json").read_text())
+    assert best["best_epoch"] == 1
+    for seed in (1, 2):
+        run = out / "heads" / "mean" / "seeds" / f"seed-{seed}"
+        metrics = json.loads((run / "metrics.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        assert config["train"]["num_train_epochs"] == 1 and metrics["epochs_run"] == 1
+        assert metrics["temperature"] == best["temperature"]
+        assert metrics["eval_threshold"] == best["eval_threshold"]
+        found = read_predictions(run / "predictions.csv")
+        np.testing.assert_array_equal(found.preds, found.probs >= best["eval_threshold"])
+    summary = (out / "summary.md").read_text()
+    assert "precision" in summary and "recall" in summary  # per label

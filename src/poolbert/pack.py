@@ -57,6 +57,7 @@ from .train import (
     make_optimizer,
     run_metrics,
     score_extra,
+    selection_fits,
 )
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train() uses
@@ -107,7 +108,8 @@ class Member:
 
     @property
     def done(self) -> bool:
-        patience = self.config.train.early_stopping_patience
+        # early stopping watches the selection set; a dev set (keep_last) only ever gets scored
+        patience = None if self.keep_last else self.config.train.early_stopping_patience
         return (self.epoch >= self.config.train.num_train_epochs
                 or (patience is not None and self.stale >= patience))
 
@@ -404,7 +406,8 @@ class Pack:
         """How a member's validation set is scored, as `train()` scores it."""
         t = m.config.train
         return Scoring(self.device, self.precision, self.resources.tokenizer.pad_token_id or 0,
-                       t.eval_batch_size, t.attention, m.judge.problem_type, threshold=None)
+                       t.eval_batch_size, t.attention, m.judge.problem_type,
+                       threshold=selection_fits(m.config, m.keep_last)[1])
 
     def _record(self, m: Member, idx: int, scores: Scores, elapsed: float) -> None:
         """The epoch in the member's history; its weights kept when it is the best epoch."""
@@ -433,7 +436,8 @@ class Pack:
             strict=False)  # the encoder's own pooler is not in the pack: the head has its own
         model.load_state_dict({k: v.cpu() for k, v in m.best.head.items()}, strict=False)
         how = self._scoring(m)
-        kept = calibrate(model, m.best.scores, m.val_enc.labels, how, m.config.train.calibrate)
+        kept = calibrate(model, m.best.scores, m.val_enc.labels, how,
+                         *selection_fits(m.config, m.keep_last))
         metrics = run_metrics(kept, m.judge, m.best.epoch, m.epoch, m.last_scores, m.train_time,
                               m.seen, self.resources, str(self.device), self.precision)
         metrics.update(score_extra(model.to(self.device), self.resources, m.config, how))

@@ -36,7 +36,13 @@ from .evaluate import Scores, Scoring, evaluate, scores_of
 from .files import library_versions, write_json, write_jsonl
 from .layout import RunDir, write_predictions
 from .metrics import Criterion, criterion_for, expected_calibration_error, fit_temperature
-from .model import PoolbertForSequenceClassification, build_model, calibration_of, task_loss
+from .model import (
+    PoolbertForSequenceClassification,
+    build_model,
+    calibration_of,
+    problem_of,
+    task_loss,
+)
 from .text import first_line
 from .tracking import History, RecordHook
 
@@ -173,9 +179,13 @@ def train(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step_model = torch.compile(model) if t.compile else model
-    # multi-label: each epoch's threshold is the best on the validation set, the selection set
+    keep_last = epoch_selection == "last"
+    fitted = selection_fits(config, keep_last)
+    # multi-label: each epoch's threshold is the best on the selection set (0.5 on a dev set)
     how = Scoring(device, precision, pad_id, t.eval_batch_size, t.attention,
-                  judge.problem_type, threshold=None)
+                  judge.problem_type, threshold=fitted[1])
+    # early stopping watches the selection set; a dev set (keep_last) only ever gets scored
+    patience = None if keep_last else t.early_stopping_patience
 
     history: list[dict] = History(on_record)
     log = StepLog([history])
@@ -226,7 +236,7 @@ def train(
                            f"{judge.key} {value:.4f}")
             improved = best is None or judge.better(value, best[0])
             stale = 0 if improved else stale + 1
-            if epoch_selection == "last":
+            if keep_last:
                 best = (value, epoch, None, scores)  # the weights: the model's own
             elif improved:
                 # a copy on the device, not in pageable host memory: no transfer per epoch
@@ -234,14 +244,14 @@ def train(
                 best = (value, epoch, state, scores)
             if on_epoch is not None:
                 on_epoch(epoch, scores.metrics)  # may raise to stop the run (a pruned trial)
-            if t.early_stopping_patience is not None and stale >= t.early_stopping_patience:
+            if patience is not None and stale >= patience:
                 break
 
     assert best is not None  # validate() asks for one epoch or more
     _, best_epoch, best_state, best_scores = best
     if best_state is not None:
         model.load_state_dict(best_state)
-    kept = calibrate(model, best_scores, val_enc.labels, how, t.calibrate)
+    kept = calibrate(model, best_scores, val_enc.labels, how, *fitted)
     metrics = run_metrics(kept, judge, best_epoch, epoch, scores, train_time, seen, resources,
                           str(device), precision)
     metrics.update(score_extra(model, resources, config, how))
@@ -278,25 +288,46 @@ def eval_record(epoch: int, step: int, scores: Scores, epoch_time: float, n_trai
 
 
 def calibrate(model: PoolbertForSequenceClassification, scores: Scores, labels: np.ndarray,
-              how: Scoring, fit: bool) -> Scores:
-    """The kept epoch's scores with a temperature fitted on these (selection) examples and,
-    for multi-label, the threshold tuned on the calibrated probabilities; both go into the
-    model's config, so a saved or exported model predicts with them. ECE before and after."""
+              how: Scoring, temperature: float | None,
+              threshold: float | None = None) -> Scores:
+    """The kept epoch's scores with a temperature (None: fitted on these examples, the
+    selection set) and, for multi-label, a threshold (None: the best on the calibrated
+    probabilities of these examples); both go into the model's config, so a saved or exported
+    model predicts with them. ECE before and after."""
     if how.problem_type == "regression":
         return scores
-    temperature = fit_temperature(scores.logits, labels, how.problem_type) if fit else 1.0
+    if temperature is None:
+        temperature = fit_temperature(scores.logits, labels, how.problem_type)
     raw = expected_calibration_error(scores.probs, labels, how.problem_type)
-    calibrated = replace(how, temperature=temperature)
+    calibrated = replace(how, temperature=temperature, threshold=threshold)
     found = scores_of(labels, scores.logits, 0.0, 0, 0.0, calibrated)
     if how.problem_type == "multi_label":
         model.config.decision_threshold = found.metrics["eval_threshold"]
     model.config.calibration_temperature = temperature
     keep = ("eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
-    metrics = {**found.metrics, **{k: scores.metrics[k] for k in keep},
+    metrics = {**found.metrics, **{k: scores.metrics[k] for k in keep if k in scores.metrics},
                "temperature": temperature, "eval_ece": raw,
                "eval_ece_calibrated": expected_calibration_error(found.probs, labels,
                                                                  how.problem_type)}
     return replace(found, metrics=metrics)
+
+
+def selection_fits(config: RunConfig, keep_last: bool) -> tuple[float | None, float | None]:
+    """The (temperature, threshold) `calibrate` takes: fitted on the validation set when it is
+    the run's selection set; fixed (T = 1, threshold 0.5) when the run keeps its last epoch,
+    since then the validation set is a study's dev set and nothing may be fitted on it."""
+    if keep_last:
+        return 1.0, 0.5
+    return (None if config.train.calibrate else 1.0), None
+
+
+def with_calibration(result: TrainResult, labels: np.ndarray, temperature: float,
+                     threshold: float | None) -> TrainResult:
+    """A run's result re-scored with a calibration fitted elsewhere: a study's seed runs under
+    the holdout protocol take their best trial's, fitted on the holdout slice."""
+    how = Scoring(torch.device("cpu"), problem_type=problem_of(result.model.config))
+    kept = calibrate(result.model, result.scores, labels, how, temperature, threshold)
+    return replace(result, metrics={**result.metrics, **kept.metrics}, scores=kept)
 
 
 def score_extra(model: PoolbertForSequenceClassification, resources: Resources,

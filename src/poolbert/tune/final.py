@@ -25,7 +25,15 @@ from ..layout import HeadDir, Predictions, RunDir, read_predictions, write_predi
 from ..model import calibration_of, load_model
 from ..pack import train_together
 from ..tracking import Tracking
-from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
+from ..train import (
+    NonFiniteLoss,
+    Resources,
+    TrainResult,
+    run_record,
+    save_run,
+    train,
+    with_calibration,
+)
 from .objective import TrainFn, study_tracking, trial_config
 from .settings import TuneConfig
 
@@ -125,8 +133,12 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
             tracked = [runs.enter_context(_track(tc, outcome.head, best, seed, config))
                        for seed, config in zip(chunk, configs, strict=True)]
             results = _train(configs, resources, train_fn, selection, tc.quiet, tracked)
-            for seed, result, tracking in zip(chunk, results, tracked, strict=True):
-                _save_seed(tc, outcome.head, best, resources, seed, selection, result)
+            if selection == "last":  # nothing was fitted on dev: the best trial's calibration
+                results = [with_calibration(r, resources.data.validation.labels,
+                                            *_best_calibration(head)) for r in results]
+            for config, result, tracking in zip(configs, results, tracked, strict=True):
+                seed = config.train.seed
+                _save_seed(tc, outcome.head, best, resources, config, selection, result)
                 tracking.log_artifacts(head.seed(seed).path)
     judge = resources.criterion(tc.run)
     for seed in seeds:
@@ -136,10 +148,21 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     return len(missing)
 
 
+def _best_calibration(head: HeadDir) -> tuple[float, float | None]:
+    """The temperature and multi-label threshold of the head's best trial, fitted on the
+    holdout slice."""
+    metrics = head.best.read_metrics()
+    return float(metrics.get("temperature", 1.0)), metrics.get("eval_threshold", 0.5)
+
+
 def _seed_config(tc: TuneConfig, head: str, best: FrozenTrial, seed: int,
                  selection: str) -> RunConfig:
     config = trial_config(tc.run, head, best.params)
     config.train.seed = seed
+    stopped_at = best.user_attrs.get("best_epoch")
+    if selection == "last" and config.train.early_stopping_patience and stopped_at:
+        # early stopping cannot watch dev: train as many epochs as the best trial kept
+        config.train.num_train_epochs = int(stopped_at)
     print(f"[{head}] final run with seed {seed} (trial {best.number}'s settings, "
           f"{selection} epoch)", flush=True)
     return config
@@ -165,10 +188,9 @@ def _train(configs: list[RunConfig], resources: Resources, train_fn: TrainFn, se
     return [r for r in results if not isinstance(r, str)]
 
 
-def _save_seed(tc: TuneConfig, head: str, best: FrozenTrial, resources: Resources, seed: int,
-               selection: str, result: TrainResult) -> None:
-    config = trial_config(tc.run, head, best.params)
-    config.train.seed = seed
+def _save_seed(tc: TuneConfig, head: str, best: FrozenTrial, resources: Resources,
+               config: RunConfig, selection: str, result: TrainResult) -> None:
+    seed = config.train.seed
     record = run_record(config, resources, tc.to_dict()["command"])
     record["tune"] = {"head": head, "trial_number": best.number, "params": best.params,
                       "seed": seed, "epoch_selection": selection}
