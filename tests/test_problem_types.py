@@ -63,20 +63,21 @@ def model_dir(tmp_path_factory):
     return tiny_bert_dir(tmp_path_factory.mktemp("model"))
 
 
+def splits_dir(root, make_rows) -> object:
+    """train.csv (64 rows) and validation.csv (32 rows) made by `make_rows(n, seed)`."""
+    pd.DataFrame(make_rows(64, 0)).to_csv(root / "train.csv", index=False)
+    pd.DataFrame(make_rows(32, 1)).to_csv(root / "validation.csv", index=False)
+    return root
+
+
 @pytest.fixture(scope="module")
 def regression_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("regression")
-    pd.DataFrame(regression_rows(64, 0)).to_csv(root / "train.csv", index=False)
-    pd.DataFrame(regression_rows(32, 1)).to_csv(root / "validation.csv", index=False)
-    return root
+    return splits_dir(tmp_path_factory.mktemp("regression"), regression_rows)
 
 
 @pytest.fixture(scope="module")
 def multilabel_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multilabel")
-    pd.DataFrame(multilabel_rows(64, 0)).to_csv(root / "train.csv", index=False)
-    pd.DataFrame(multilabel_rows(32, 1)).to_csv(root / "validation.csv", index=False)
-    return root
+    return splits_dir(tmp_path_factory.mktemp("multilabel"), multilabel_rows)
 
 
 def train_args(model_dir, out, *extra: str) -> list[str]:

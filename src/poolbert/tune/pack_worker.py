@@ -27,27 +27,15 @@ from ..pack import EpochOutcome, Member, Pack
 from ..tracking import Tracking
 from ..train import Resources
 from .objective import (
-    BestKeeper,
     TrialClock,
-    TrialSetup,
     keep_if_best,
     requeue,
     should_stop,
-    study_tracking,
     trial_config,
 )
 from .settings import TuneConfig
-from .space import HeadSpace
-from .storage import Counts, FileLock, fail_dead_workers, fail_stale_trials, open_study
-from .worker import (
-    WorkerJob,
-    expired,
-    make_pruner,
-    make_sampler,
-    n_trials_for,
-    print_trial,
-    study_identity,
-)
+from .storage import Counts, FileLock, fail_dead_workers, fail_stale_trials
+from .worker import HeadStudy, WorkerJob, expired, open_head, print_trial
 
 # packed trials per worker on CUDA when --pack is not given, by encoder parameters: not yet
 # measured on a GPU (bench/gpu.sh measures 1, 2, 4 and 8); small models leave most of a GPU idle
@@ -62,22 +50,6 @@ def pack_size(tc: TuneConfig, resources: Resources) -> int:
         return 1  # a CPU does the members' arithmetic one after the other anyway
     size = sum(p.numel() for p in resources.base_encoder.parameters())
     return next(k for limit, k in DEFAULT_PACKS if size < limit)
-
-
-@dataclass
-class HeadStudy:
-    """One head's study as this worker drives it."""
-
-    name: str
-    study: optuna.Study
-    space: HeadSpace
-    setup: TrialSetup
-    n_trials: int
-    failures: int = 0  # trials that ran out of memory alone
-
-    @property
-    def max_failures(self) -> int:
-        return max(3, self.n_trials)
 
 
 @dataclass
@@ -129,7 +101,7 @@ def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> No
     check_packable(tc, job, resolve_precision(t.precision, device))
     pack = Pack(tuning, device, resolve_precision(t.precision, device), t.batch_size,
                 t.gradient_accumulation_steps, t.attention)
-    heads = [_head_study(job, storage, head, tuning) for head in tc.heads]
+    heads = [open_head(job, storage, head, tuning) for head in tc.heads]
     lock = FileLock(tc.dir.budget_lock)
     capacity = size
     with Heartbeats(storage, tc.heartbeat_interval) as beats:
@@ -163,20 +135,6 @@ def check_packable(tc: TuneConfig, job: WorkerJob, precision: str) -> None:
     if precision == "fp16":
         raise PoolbertError("--pack: packed trials train in bf16 or fp32, not fp16 (use "
                             "--precision fp32 or --pack 1)")
-
-
-def _head_study(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> HeadStudy:
-    tc = job.tune
-    space = job.space.for_head(head)
-    n_trials = n_trials_for(tc, space)
-    study = open_study(tc, storage, head, study_identity(tc, space))
-    study.sampler = make_sampler(tc, n_trials, job.index, len(study.get_trials(deepcopy=False)))
-    study.pruner = make_pruner(tc.pruner, n_trials, space, tc.run.train.num_train_epochs)
-    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on,
-                        higher=tc.direction == "maximize")
-    setup = TrialSetup(tc.run, head, space, tuning, keeper, command=tc.to_dict()["command"],
-                       tracking=study_tracking(tc))
-    return HeadStudy(head, study, space, setup, n_trials)
 
 
 def _fill(pack: Pack, capacity: int, heads: list[HeadStudy], job: WorkerJob, lock: FileLock,

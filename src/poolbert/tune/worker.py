@@ -143,8 +143,24 @@ def run_worker(job: WorkerJob, train_fn: TrainFn = train,
     return resources
 
 
-def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
-             train_fn: TrainFn) -> None:
+@dataclass
+class HeadStudy:
+    """One head's study as a worker drives it."""
+
+    name: str
+    study: optuna.Study
+    space: HeadSpace
+    setup: TrialSetup
+    n_trials: int
+    failures: int = 0  # trials that ran out of memory alone (packed trials count them here)
+
+    @property
+    def max_failures(self) -> int:
+        return max(3, self.n_trials)
+
+
+def open_head(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> HeadStudy:
+    """The head's study (checked to search the same space), its sampler, pruner and trial setup."""
     tc = job.tune
     space = job.space.for_head(head)
     n_trials = n_trials_for(tc, space)
@@ -155,10 +171,18 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
                         higher=tc.direction == "maximize")
     setup = TrialSetup(tc.run, head, space, tuning, keeper, quiet=tc.quiet or not job.progress_bars,
                        command=tc.to_dict()["command"], tracking=study_tracking(tc))
+    return HeadStudy(head, study, space, setup, n_trials)
+
+
+def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
+             train_fn: TrainFn) -> None:
+    tc = job.tune
+    opened = open_head(job, storage, head, tuning)
+    study, setup, n_trials = opened.study, opened.setup, opened.n_trials
     objective = Objective(setup, train_fn)
     lock = FileLock(tc.dir.budget_lock)
     failures = [0]  # this worker's failed trials (out of memory) in this head
-    max_failures = max(3, n_trials)
+    max_failures = opened.max_failures
 
     def started(trial: optuna.Trial) -> float:
         lock.release()  # the trial is RUNNING in the storage: other workers count it now
