@@ -382,6 +382,14 @@ def test_fuzz_csv_loads_or_raises_poolbert_error(tmp_path, content):
     assert len(loaded.train) > 0 and all(t.strip() for t in loaded.train.texts_a)
 
 
+def test_a_line_break_read_from_the_file_keeps_the_error_one_line(tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_text('"te\nxt",label\na,pos\n')  # a quoted line break in a column name
+    with pytest.raises(PoolbertError) as caught:
+        load_data(custom(path, path))
+    assert str(caught.value).endswith("missing column 'text' (columns present: te\\nxt, label)")
+
+
 def test_real_rte(rte_dir):
     loaded = load_data(DataConfig(task="rte", data_dir=str(rte_dir)))
     assert (len(loaded.train), len(loaded.validation), len(loaded.test)) == (2490, 277, 3000)
