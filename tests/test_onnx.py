@@ -319,7 +319,8 @@ def test_the_torch_backend_scores_exactly_as_evaluate_does(trained, tmp_path):
 
 def test_the_cards_onnx_snippet_runs_as_written(quantized):
     """The card's ONNX Runtime block, run in a fresh Python on the folder, prints the label and
-    probabilities PyTorch gives for the same pair."""
+    the calibrated probabilities PyTorch gives for the same pair (logits over the model's
+    temperature, as poolbert predict scores them)."""
     folder, _ = quantized
     card = (folder / "README.md").read_text()
     section = card.split("## With ONNX Runtime")[1]
@@ -330,9 +331,12 @@ def test_the_cards_onnx_snippet_runs_as_written(quantized):
     assert proc.returncode == 0, proc.stderr
     label, probs = proc.stdout.strip().split(" ", 1)
     model, tokenizer = load_classifier(folder)
+    temperature = calibration_of(model.config)[0]
+    assert temperature != 1.0  # else the check below could not tell whether the card applies it
     with torch.no_grad():
-        expected = model(**tokenizer(["A man plays a guitar."], ["Someone makes music."],
-                                     return_tensors="pt")).logits.softmax(-1)[0]
+        logits = model(**tokenizer(["A man plays a guitar."], ["Someone makes music."],
+                                   return_tensors="pt")).logits
+    expected = (logits / temperature).softmax(-1)[0]
     assert label == LABELS[int(expected.argmax())]
     assert np.allclose(json.loads(probs), expected.numpy(), atol=1e-4)
 
