@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import rte_shaped  # bench/, beside this file
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_ROWS = ("single", "study", "bert-base", "bert-study", "paper-slice", "attention",
@@ -470,8 +472,9 @@ def bert_base_random(b: Bench) -> str:
 
 def stand_in_model(b: Bench) -> str:
     """Where no embedded model was found (no .carry, no package): its shape (6 layers, hidden
-    384, 12 heads) with random weights (seed 0) and a WordPiece vocabulary learnt from RTE's
-    train split, so the speed rows still compare like with like; accuracy is then chance."""
+    384, 12 heads) with random weights (seed 0) and a WordPiece vocabulary learnt from the
+    data's train split, so the speed rows still compare like with like; accuracy is then
+    chance."""
     import pandas as pd
     import torch
     from tokenizers import BertWordPieceTokenizer
@@ -488,8 +491,8 @@ def stand_in_model(b: Bench) -> str:
     BertModel(BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                          intermediate_size=1536)).save_pretrained(target)
     b.notes.append("no embedded model was found (set POOLBERT_MODEL_DIR, or carry .carry/"
-                   "minilm-f16): its shape with random weights and a vocabulary learnt from RTE "
-                   "stood in, so speed ratios hold and dev accuracies are chance")
+                   "minilm-f16): its shape with random weights and a vocabulary learnt from the "
+                   "train split stood in, so speed ratios hold and dev accuracies are chance")
     return str(target)
 
 
@@ -549,7 +552,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="the embedded model's folder (float16 is fine); none: a "
                    "random stand-in of its shape")
-    p.add_argument("--data-dir", required=True, help="RTE parquet folder")
+    p.add_argument("--data-dir", help="RTE parquet folder; none: pairs of RTE's sizes and "
+                   "lengths with random words and labels (bench/rte_shaped.py; speed only)")
     p.add_argument("--rows", default=os.environ.get("POOLBERT_BENCH_ROWS", ",".join(DEFAULT_ROWS)))
     p.add_argument("--train-samples", type=int,
                    default=int(os.environ.get("POOLBERT_BENCH_TRAIN_SAMPLES", "0")) or None,
@@ -572,6 +576,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     b = Bench(args)
     try:
+        if not args.data_dir:
+            args.data_dir = str(rte_shaped.write(b.work / "rte-shaped"))
+            b.notes.append("no RTE data was found (set POOLBERT_DATA_DIR): pairs of RTE's sizes "
+                           "and token lengths with made-up words and random labels stood in "
+                           "(bench/rte_shaped.py), so speed ratios hold and accuracies are chance")
         if not args.model:
             args.model = stand_in_model(b)
         for name in [r.strip() for r in args.rows.split(",") if r.strip()]:

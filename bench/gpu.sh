@@ -3,8 +3,9 @@
 # python3 with torch, transformers and accelerate, no network, and none of optuna, sqlalchemy,
 # alembic, mako, colorlog or datasets. Prints one table (ratios, device, versions) at the end.
 # It runs from a plain checkout with nothing carried: optuna and colorlog come from
-# bench/wheels (pure Python; studies then use Optuna's journal file, no SQLAlchemy needed), and
-# without the embedded model a random stand-in of its shape is built (speed only).
+# bench/wheels (pure Python; studies then use Optuna's journal file, no SQLAlchemy needed),
+# without the embedded model a random stand-in of its shape is built, and without RTE pairs of
+# its shape are written (speed only).
 #
 #   POOLBERT_WHEELS=DIR        wheels to install first (default .carry/wheels, if present, else
 #                              bench/wheels where optuna is missing); bench/prepare_carry.sh
@@ -13,7 +14,8 @@
 #                              float32); default .carry/minilm-f16, else the installed package,
 #                              else a random stand-in of its shape
 #   POOLBERT_DATA_DIR=DIR      a folder holding glue/rte/*.parquet (default: shared/data, found
-#                              beside or above this checkout)
+#                              beside or above this checkout; where there is none, pairs of
+#                              RTE's sizes and lengths with random words, bench/rte_shaped.py)
 #   POOLBERT_BENCH_ROWS, POOLBERT_BENCH_BUDGET_S   see bench/gpu.py
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,16 +55,19 @@ if [ -n "$model" ] && [ ! -f "$model/config.json" ]; then
 fi
 
 data=""
+if [ -n "${POOLBERT_DATA_DIR:-}" ] && [ ! -f "$POOLBERT_DATA_DIR/glue/rte/train.parquet" ]; then
+    echo "gpu.sh: POOLBERT_DATA_DIR=$POOLBERT_DATA_DIR holds no glue/rte/train.parquet" >&2
+    exit 2
+fi
 for root in "${POOLBERT_DATA_DIR:-}" shared/data ../shared/data ../../shared/data; do
     if [ -n "$root" ] && [ -f "$root/glue/rte/train.parquet" ]; then
         data="$root/glue/rte"
         break
     fi
 done
-if [ -z "$data" ]; then
-    echo "gpu.sh: no RTE data: set POOLBERT_DATA_DIR to a folder holding glue/rte/*.parquet" >&2
-    exit 2
-fi
+# without RTE, bench/rte_shaped.py writes pairs of its sizes and lengths (speed only)
+[ -n "$data" ] || echo "gpu.sh: no RTE data found: timing pairs shaped like RTE's instead" >&2
 
 "$PY" -c "import optuna" 2>/dev/null || echo "gpu.sh: optuna is missing: the study rows will fail (set POOLBERT_WHEELS)" >&2
-exec "$PY" bench/gpu.py ${model:+--model "$(cd "$model" && pwd)"} --data-dir "$(cd "$data" && pwd)" "$@"
+exec "$PY" bench/gpu.py ${model:+--model "$(cd "$model" && pwd)"} \
+    ${data:+--data-dir "$(cd "$data" && pwd)"} "$@"
