@@ -35,8 +35,16 @@ if [ -n "$wheels" ]; then
         exit 2
     fi
     site=$(mktemp -d)
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
-        "$wheels"/*.whl || { echo "gpu.sh: cannot install the wheels in $wheels" >&2; exit 2; }
+    if "$PY" -m pip --version >/dev/null 2>&1; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+            "$wheels"/*.whl || { echo "gpu.sh: cannot install the wheels in $wheels" >&2; exit 2; }
+    else
+        # no pip in this Python: a wheel is a zip of site-packages, so unpacking it installs it
+        for wheel in "$wheels"/*.whl; do
+            "$PY" -m zipfile -e "$wheel" "$site" ||
+                { echo "gpu.sh: cannot unpack $wheel" >&2; exit 2; }
+        done
+    fi
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # poolbert from this checkout
