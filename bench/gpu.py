@@ -229,6 +229,12 @@ def row_attention(b: Bench) -> None:
 
 
 def row_syncs(b: Bench) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        b.notes.append("syncs: needs CUDA (torch.cuda.set_sync_debug_mode counts device-to-host "
+                       "syncs), not measured here")
+        return
     _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "syncs",
                        "--model", b.args.model, "--data-dir", b.args.data_dir], "sync probe")
     probe = last_json(stdout)
@@ -409,6 +415,10 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
     size = sum(p.numel() for p in resources.base_encoder.parameters())
     members = next(k for limit, k in DEFAULT_PACKS if size < limit)
     device = resolve_device("auto")
+    if device.type != "cuda":
+        # a plumbing check: four bert-base members at max_length 256 in fp32 outgrow a 24 GB
+        # machine's memory (the sizes above are for GPU memory with autocast)
+        members = min(members, 2)
     pack = Pack(resources, device, resolve_precision("auto", device), 16, 1)
     rng = np.random.default_rng(0)
     heads = ["cls", "mean_max", "attention"]
