@@ -18,7 +18,12 @@ from poolbert.cli import main
 from poolbert.config import DataConfig
 from poolbert.data import load_data
 from poolbert.layout import read_predictions
-from poolbert.metrics import expected_calibration_error, fit_temperature, probabilities
+from poolbert.metrics import (
+    best_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    probabilities,
+)
 
 ANIMALS, COLOURS, PLACES = ("cat", "dog", "bird"), ("red", "blue", "green"), ("park", "city")
 NEUTRAL = [w for w in WORDS if w not in (*ANIMALS, *COLOURS, *PLACES, "yes", "no")]
@@ -345,6 +350,32 @@ def test_multilabel_trains_by_micro_f1_with_a_tuned_threshold(multilabel_run):
     np.testing.assert_array_equal(found.preds, found.probs >= metrics["eval_threshold"])
     assert metrics["eval_micro_f1"] == pytest.approx(
         2 * (found.labels * found.preds).sum() / (found.labels.sum() + found.preds.sum()))
+
+
+def test_the_threshold_maximises_the_metric_asked_for():
+    """A model that cannot tell two exclusive labels apart: micro-F1 is best marking both (low
+    threshold), exact-match accuracy marking the likelier one only; loss, which no threshold
+    changes, takes micro-F1's."""
+    labels = np.array([[1, 0], [0, 1]] * 4, dtype=float)
+    probs = np.array([[0.5, 0.45]] * 8)
+    assert best_threshold(labels, probs, "micro_f1") == 0.45
+    assert best_threshold(labels, probs, "macro_f1") == 0.45
+    assert best_threshold(labels, probs, "accuracy") == 0.5
+    assert best_threshold(labels, probs, "loss") == 0.45
+
+
+@pytest.mark.parametrize("metric", ["micro_f1", "accuracy"])
+def test_a_multilabel_run_fits_its_threshold_for_its_metric(model_dir, multilabel_dir, tmp_path,
+                                                            multilabel_run, metric):
+    out = multilabel_run
+    if metric != "micro_f1":
+        out = tmp_path / "run"
+        assert main(train_args(model_dir, out, *custom(multilabel_dir, "--label-column", "labels"),
+                               "--num-train-epochs", "2", "--metric", metric)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["metric"] == metric
+    found = read_predictions(out / "predictions.csv")  # the calibrated validation probabilities
+    assert metrics["eval_threshold"] == best_threshold(found.labels, found.probs, metric)
 
 
 def test_multilabel_export_predict_and_report(multilabel_run, multilabel_dir, tmp_path):

@@ -44,6 +44,7 @@ class Scoring:
     problem_type: str = "single_label"
     temperature: float = 1.0  # calibration (metrics.fit_temperature)
     threshold: float | None = 0.5  # multi-label; None: the best on these very examples
+    threshold_metric: str = "micro_f1"  # what that best threshold maximises (the run's metric)
 
 
 @torch.no_grad()
@@ -90,7 +91,8 @@ def scores_of(labels: np.ndarray, logits: np.ndarray, total_loss: float, steps: 
         metrics = regression_metrics(labels.astype(np.float64), preds.astype(np.float64))
         per_loss = len(labels)
     elif how.problem_type == "multi_label":
-        threshold = how.threshold if how.threshold is not None else best_threshold(labels, probs)
+        threshold = (how.threshold if how.threshold is not None else
+                     best_threshold(labels, probs, how.threshold_metric))
         preds = (probs >= threshold).astype(np.float32)
         metrics = {**multilabel_metrics(labels, preds), "eval_threshold": threshold}
         per_loss = labels.size

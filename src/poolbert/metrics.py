@@ -114,12 +114,13 @@ def multilabel_metrics(labels: np.ndarray, preds: np.ndarray) -> dict:
             "eval_precision": precision.tolist(), "eval_recall": recall.tolist()}
 
 
-def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
-    """The decision threshold (0.05 .. 0.95) with the best micro-F1 on these examples; ties
+def best_threshold(labels: np.ndarray, probs: np.ndarray, metric: str = "micro_f1") -> float:
+    """The decision threshold (0.05 .. 0.95) with the best `metric` (exact-match accuracy,
+    macro- or micro-F1; micro-F1 for loss, which no threshold changes) on these examples; ties
     go to the one nearest 0.5."""
+    key = METRIC_KEYS[metric if metric in ("accuracy", "macro_f1") else "micro_f1"]
     grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
-    scores = [multilabel_metrics(labels, (probs >= t).astype(float))["eval_micro_f1"]
-              for t in grid]
+    scores = [multilabel_metrics(labels, (probs >= t).astype(float))[key] for t in grid]
     best = max(scores)
     return float(min((t for t, s in zip(grid, scores, strict=True) if s == best),
                      key=lambda t: abs(t - 0.5)))

@@ -407,7 +407,8 @@ class Pack:
         t = m.config.train
         return Scoring(self.device, self.precision, self.resources.tokenizer.pad_token_id or 0,
                        t.eval_batch_size, t.attention, m.judge.problem_type,
-                       threshold=selection_fits(m.config, m.keep_last)[1])
+                       threshold=selection_fits(m.config, m.keep_last)[1],
+                       threshold_metric=m.judge.metric)
 
     def _record(self, m: Member, idx: int, scores: Scores, elapsed: float) -> None:
         """The epoch in the member's history; its weights kept when it is the best epoch."""

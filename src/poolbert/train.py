@@ -181,9 +181,10 @@ def train(
     step_model = torch.compile(model) if t.compile else model
     keep_last = epoch_selection == "last"
     fitted = selection_fits(config, keep_last)
-    # multi-label: each epoch's threshold is the best on the selection set (0.5 on a dev set)
+    # multi-label: each epoch's threshold is the best for the run's metric on the selection set
+    # (0.5 on a dev set)
     how = Scoring(device, precision, pad_id, t.eval_batch_size, t.attention,
-                  judge.problem_type, threshold=fitted[1])
+                  judge.problem_type, threshold=fitted[1], threshold_metric=judge.metric)
     # early stopping watches the selection set; a dev set (keep_last) only ever gets scored
     patience = None if keep_last else t.early_stopping_patience
 
