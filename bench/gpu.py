@@ -333,7 +333,7 @@ def row_mps(b: Bench) -> None:
 
 ROWS = {"single": row_single, "study": row_study, "bert-base": row_bert_base,
         "bert-study": row_bert_study, "paper-slice": row_paper_slice, "attention": row_attention,
-        "syncs": row_syncs, "sweep": row_sweep, "mps": lambda b: row_mps(b)}
+        "syncs": row_syncs, "sweep": row_sweep, "mps": row_mps}
 
 
 # ----------------------------------------------------------------------------- probes
@@ -399,11 +399,12 @@ def probe_syncs(args: argparse.Namespace) -> dict:
 def probe_paper_slice(args: argparse.Namespace) -> dict:
     """Two epochs of a pack of bert-base trials drawn from the paper space (the second is the
     pace), and the report's 108-trial study projected from that pace."""
-    import numpy as np
+    import optuna
 
     from poolbert.device import resolve_device, resolve_precision
     from poolbert.pack import Pack
     from poolbert.train import Resources
+    from poolbert.tune.objective import trial_config
     from poolbert.tune.pack_worker import DEFAULT_PACKS
     from poolbert.tune.space import load_space
 
@@ -420,21 +421,15 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
         # machine's memory (the sizes above are for GPU memory with autocast)
         members = min(members, 2)
     pack = Pack(resources, device, resolve_precision("auto", device), 16, 1)
-    rng = np.random.default_rng(0)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     heads = ["cls", "mean_max", "attention"]
     for k in range(members):  # the heads in turn, each member's settings drawn at random
         head = heads[k % 3]
-        config = probe_config(args.model, args.data_dir, num_train_epochs=10)
-        config.model.pooling = head
-        for name, param in space.for_head(head).params.items():
-            if name == "num_train_epochs":
-                continue  # every member runs past the two measured epochs
-            value = (rng.choice(param.choices) if param.type == "categorical" else
-                     float(np.exp(rng.uniform(np.log(param.low), np.log(param.high))))
-                     if param.log else float(rng.uniform(param.low, param.high)))
-            setattr(config.model if name == "dropout" else config.train, name,
-                    value.item() if hasattr(value, "item") else value)
-        pack.add(k, config)
+        # a study per member: the heads' spaces give one name different choices
+        draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=k)).ask()
+        params = space.for_head(head).suggest(draw)
+        params.pop("num_train_epochs")  # every member runs past the two measured epochs
+        pack.add(k, trial_config(base, head, params))
     times = []
     for _ in range(2):
         start = time.perf_counter()
@@ -442,10 +437,11 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
         times.append(time.perf_counter() - start)
     pace = members / times[-1]  # trial-epochs per second
     return {"members": members, "epoch_s": times[-1], "first_epoch_s": times[0],
-            "member_epochs_per_s": pace, "projection": projection(space, pace)}
+            "member_epochs_per_s": pace,
+            "projection": projection(space, pace, len(resources.data.train))}
 
 
-def projection(space, pace: float) -> list[str]:
+def projection(space, pace: float, rows: int) -> list[str]:
     """The report's study (48/30/30 trials, final seeds 5) at `pace` trial-epochs per second."""
     heads = [space.for_head(h) for h in ("cls", "mean_max", "attention")]
     mean_epochs = {h.head: statistics.fmean(h.params["num_train_epochs"].choices) for h in heads}
@@ -455,7 +451,7 @@ def projection(space, pace: float) -> list[str]:
     pruned = sum(h.n_trials * (0.5 * 3 + 0.5 * mean_epochs[h.head]) for h in heads)
     seeds = 5 * 3 * 10  # 5 seeds per head, ~10 epochs each
     lines = [f"paper-slice projection: pace {pace:.3f} trial-epochs/s (one packed epoch of "
-             "bert-base over all of RTE train, evaluation included)"]
+             f"bert-base over {rows} train rows, evaluation included)"]
     for label, count in (("no pruning", full), ("median pruner stopping half the trials at "
                                                  "epoch 3 (assumed)", pruned)):
         total = count + seeds
