@@ -98,8 +98,7 @@ class OnnxBackend:
     num_labels: int
 
     def logits(self, enc: Encoded) -> np.ndarray:
-        return graph_logits(self.graph, enc, self.batch_size, self.pad_id,
-                            self.num_labels).float().numpy()
+        return graph_logits(self.graph, enc, self.batch_size, self.pad_id, self.num_labels)
 
 
 @dataclass

@@ -43,7 +43,10 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
                                                              head])
     encoder = public_model_name(src.run_config().get("model", {}).get("model_name_or_path")
                                 or getattr(model.config, "base_model_name_or_path", None))
-    results = _eval_results(src, task) or None
+    # the best trial's validation scores, read once: the run's own metrics are on the holdout
+    dev = _dev_scores(src) if _selected_on_holdout(src) else None
+    results = _eval_results(src, task, dev) or None
+    temperature, threshold = calibration_of(model.config)
     try:
         data = ModelCardData(
             base_model=base_model_id(encoder), datasets=[HUB_DATASET] if task else None,
@@ -59,12 +62,11 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE), title=name, encoder=base_model_id(encoder) or encoder,
         trained_on=_trained_on(src, info), head=head, head_description=DESCRIPTIONS.get(head, head),
-        labels=label_names(model), results=_results_rows(src), **_protocol(src),
+        labels=label_names(model), results=_results_rows(src, dev), **_protocol(src),
         **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
         repo=repo_id or f"<user>/{name}",
         pair=info.text_columns is not None and len(info.text_columns) == 2, onnx=onnx,
-        problem_type=problem_of(model.config), temperature=calibration_of(model.config)[0],
-        threshold=calibration_of(model.config)[1],
+        problem_type=problem_of(model.config), temperature=temperature, threshold=threshold,
     )
 
 
@@ -115,16 +117,16 @@ def _card_metrics(src: Source) -> list[tuple[str, str, str]]:
     return CARD_METRICS[src.metrics().get("problem_type") or "single_label"]
 
 
-def _eval_results(src: Source, task: str | None) -> list:
-    """This checkpoint's validation metrics, as the Hub's model-index."""
+def _eval_results(src: Source, task: str | None, dev: dict[str, float | None] | None) -> list:
+    """This checkpoint's validation metrics, as the Hub's model-index (`dev`: the best trial's,
+    when the run's own metrics are on a tuning holdout)."""
     from huggingface_hub import EvalResult
 
     metrics = src.metrics()
     split = GLUE_TASKS[task].validation_split if task else "validation"
     names = {hub: name for hub, _, name in _card_metrics(src)}
-    values = {hub: metrics.get(key) for hub, key, _ in _card_metrics(src)}
-    if _selected_on_holdout(src):
-        values = _dev_scores(src)  # the run's own metrics are on the tuning holdout
+    values = dev if dev is not None else {hub: metrics.get(key)
+                                          for hub, key, _ in _card_metrics(src)}
     dataset: dict[str, Any] = (
         {"dataset_type": HUB_DATASET, "dataset_name": f"GLUE {task.upper()}",
          "dataset_config": task} if task else
@@ -170,19 +172,19 @@ def _dev_scores(src: Source) -> dict[str, float | None]:
     return {hub: scores.get(key) for hub, key, _ in _card_metrics(src)}
 
 
-def _results_rows(src: Source) -> list[tuple[str, str]] | None:
-    """(metric, value) rows of the results table; None when no metrics were recorded."""
+def _results_rows(src: Source,
+                  dev: dict[str, float | None] | None) -> list[tuple[str, str]] | None:
+    """(metric, value) rows of the results table, `dev` (the best trial's validation scores
+    under the holdout protocol) after the run's own; None when no metrics were recorded."""
     metrics = src.metrics()
     if not metrics:
         return None
-    holdout = _selected_on_holdout(src)
-    where = "tuning holdout" if holdout else "validation"
+    where = "tuning holdout" if dev is not None else "validation"
     keys = [key for _, key, _ in _card_metrics(src)] + ["eval_loss", "eval_ece_calibrated"]
     rows = [(f"{key.removeprefix('eval_')} ({where})", f"{metrics[key]:.4f}")
             for key in keys if is_number(metrics.get(key))]
-    dev = _dev_scores(src) if holdout else {}
     rows += [(f"{key} (validation, scored once after selection)", f"{value:.4f}")
-             for key, value in dev.items() if is_number(value)]
+             for key, value in (dev or {}).items() if is_number(value)]
     if is_number(metrics.get("n_eval")):
         rows.append((f"examples scored ({where})", str(int(metrics["n_eval"]))))
     return rows

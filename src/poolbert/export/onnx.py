@@ -16,9 +16,8 @@ fails at export time if the model specialises on them.
 `quantize_onnx` writes model.int8.onnx: ONNX Runtime's dynamic quantisation (int8 weights,
 activations quantised per batch at run time). `score_validation` puts both graphs on the
 training run's validation split and `add_onnx` records it all in the export's poolbert.json.
-`OnnxClassifier` is an ONNX Runtime session: padded token batches in, logits out (predict's
-onnxruntime backend uses it); `batched_logits` is the batching loop that predict's PyTorch
-backend shares.
+`OnnxClassifier` is an ONNX Runtime session: padded token batches in, logits out;
+`graph_logits` scores tokenised rows with it (predict's onnxruntime backend uses both).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from transformers import PreTrainedModel
 from ..errors import PoolbertError
 from ..files import read_json, write_json
 from ..text import first_line
-from .sources import EXPORT_INFO, Source, TrainingInfo
+from .sources import EXPORT_INFO, Source, TrainingInfo, load_config_and_tokenizer
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -111,7 +110,7 @@ def write_checked(model: nn.Module, tokenizer: Any, path: Path, pairs: bool,
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         _export(model, tokenizer, tmp)
-        gap = logit_gap(model, tokenizer, tmp, pairs, max_length)
+        gap = logit_gap(model, tokenizer, OnnxClassifier(tmp), pairs, max_length)
         if not gap <= ONNX_ATOL:  # NaN fails too
             raise PoolbertError(f"ONNX check failed, nothing written: ONNX Runtime's logits differ "
                                 f"from PyTorch's by {gap:.2e} (more than {ONNX_ATOL:g}) on "
@@ -171,9 +170,9 @@ def check_batches(tokenizer: Any, pairs: bool, max_length: int) -> list[dict[str
 
 
 @torch.no_grad()
-def logit_gap(model: nn.Module, tokenizer: Any, path: Path, pairs: bool, max_length: int) -> float:
+def logit_gap(model: nn.Module, tokenizer: Any, graph: OnnxClassifier, pairs: bool,
+              max_length: int) -> float:
     """The largest |ONNX Runtime - PyTorch| logit difference on the check rows."""
-    graph = OnnxClassifier(path)
     gap = 0.0
     for batch in check_batches(tokenizer, pairs, max_length):
         expected = model(**{k: v.to(_device(model)) for k, v in batch.items()}).logits
@@ -240,9 +239,6 @@ def load_graph(folder: Path, name: str = ONNX_FILE,
     problem type, calibration), without a PyTorch model.
     On a CUDA device ONNX Runtime's CUDA provider goes first where onnxruntime-gpu has it."""
     import onnxruntime as ort
-    from transformers import AutoConfig, AutoTokenizer
-
-    from ..model import PoolbertConfig
 
     path = folder / name
     if not path.is_file():
@@ -252,42 +248,20 @@ def load_graph(folder: Path, name: str = ONNX_FILE,
     if device is not None and device.type == "cuda":
         providers.insert(0, "CUDAExecutionProvider")
     graph = OnnxClassifier(path, [p for p in providers if p in ort.get_available_providers()])
-    poolbert = read_json(folder / "config.json").get("model_type") == "poolbert"
-    try:  # as sources.load_classifier: the config given, so the folder's code is never asked for
-        config = (PoolbertConfig if poolbert else AutoConfig).from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder, config=config)
-    except (OSError, ValueError, KeyError) as exc:
-        raise PoolbertError(f"cannot load the tokenizer in {folder}: {first_line(exc)}") from None
+    config, tokenizer = load_config_and_tokenizer(folder, "tokenizer")
     return graph, tokenizer, config
 
 
-def batched_logits(enc: Any, batch_size: int, pad_id: int, num_labels: int,
-                   step: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-                   pad_to_multiple_of: int | None = None) -> torch.Tensor:
-    """(N, C) logits of tokenised rows (`data.Encoded`) in their order. Batches go longest first
-    (little padding); `step` turns one padded batch of CPU tensors into its logits, on any device
-    (they are gathered there, one copy at the end)."""
+def graph_logits(graph: OnnxClassifier, enc: Any, batch_size: int, pad_id: int,
+                 num_labels: int) -> np.ndarray:
+    """(N, C) float32 logits of tokenised rows (`data.Encoded`) in their order, from an ONNX
+    Runtime session; batches go longest first (little padding)."""
     from ..data import collate, eval_batches
 
-    parts, order = [], []
+    out = np.zeros((len(enc), num_labels), dtype=np.float32)
     for indices in eval_batches(enc, batch_size):
-        batch = collate(enc, indices, pad_id, pad_to_multiple_of, cap=int(enc.lengths.max()))
-        batch.pop("labels")
-        parts.append(step(batch))
-        order.append(indices)
-    if not parts:
-        return torch.zeros((0, num_labels))
-    logits = torch.cat(parts)
-    out = torch.empty_like(logits)
-    out[torch.from_numpy(np.concatenate(order)).to(logits.device)] = logits
+        out[indices] = graph.batch_logits(collate(enc, indices, pad_id))
     return out
-
-
-def graph_logits(graph: OnnxClassifier, enc: Any, batch_size: int, pad_id: int,
-                 num_labels: int) -> torch.Tensor:
-    """`batched_logits` with an ONNX Runtime session as the step."""
-    return batched_logits(enc, batch_size, pad_id, num_labels,
-                          lambda batch: torch.from_numpy(graph.batch_logits(batch)))
 
 
 # ----------------------------------------------------------------------------- the export's hook
@@ -308,11 +282,13 @@ def add_onnx(folder: Path, model: PreTrainedModel, tokenizer: Any, src: Source, 
     }
     if quantize:
         quantize_onnx(folder)
-        int8_gap = logit_gap(model, tokenizer, folder / INT8_FILE, pairs, max_length)
+        # one session per graph for the check and the scoring (each parses and optimises it)
+        int8 = OnnxClassifier(folder / INT8_FILE)
+        int8_gap = logit_gap(model, tokenizer, int8, pairs, max_length)
         record["int8"] = {
             "file": INT8_FILE, "quantization": "dynamic int8 (onnxruntime quantize_dynamic)",
             "check": {"rows": len(CHECK_PAIRS), "max_abs_logit_diff": int8_gap},
-            **score_validation(src, folder, tokenizer, max_length, model.config),
+            **score_validation(src, folder, int8, tokenizer, max_length, model.config),
         }
     export_info = read_json(folder / EXPORT_INFO)
     write_json(folder / EXPORT_INFO, {**export_info, "onnx": record})
@@ -326,11 +302,11 @@ def _opset(path: Path) -> int | None:
     return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def score_validation(src: Source, folder: Path, tokenizer: Any, max_length: int,
-                     config: Any) -> dict[str, Any]:
-    """{"validation": the metric (accuracy; Pearson for regression) of model.onnx and
-    model.int8.onnx on the run's validation split and the change}, or {"validation": None,
-    "validation_note": why not}."""
+def score_validation(src: Source, folder: Path, int8: OnnxClassifier, tokenizer: Any,
+                     max_length: int, config: Any) -> dict[str, Any]:
+    """{"validation": the metric (accuracy; Pearson for regression) of `folder`'s model.onnx
+    and of `int8` (model.int8.onnx's session) on the run's validation split and the change},
+    or {"validation": None, "validation_note": why not}."""
     from ..config import RunConfig
     from ..data import encode, load_data
     from ..evaluate import Scoring, scores_of
@@ -357,9 +333,9 @@ def score_validation(src: Source, folder: Path, tokenizer: Any, max_length: int,
     how = Scoring(torch.device("cpu"), problem_type=problem, temperature=1.0,
                   threshold=calibration_of(config)[1])
     value = {}
-    for name, file in (("fp32", ONNX_FILE), ("int8", INT8_FILE)):
-        logits = graph_logits(OnnxClassifier(folder / file), enc, SCORE_BATCH,
-                              tokenizer.pad_token_id or 0, config.num_labels).float().numpy()
+    for name, graph in (("fp32", OnnxClassifier(folder / ONNX_FILE)), ("int8", int8)):
+        logits = graph_logits(graph, enc, SCORE_BATCH, tokenizer.pad_token_id or 0,
+                              config.num_labels)
         scores = scores_of(labels[labelled], logits[labelled], 0.0, 0, 0.0, how)
         value[name] = float(scores.metrics[METRIC_KEYS[metric]])
     return {"validation": {

@@ -156,19 +156,36 @@ def load_classifier(model_dir: str | os.PathLike) -> tuple[PreTrainedModel, Any]
     tokenizer gets the model's config, so transformers neither asks whether to run the folder's
     code (its auto_map) nor guesses a config.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from ..model import PoolbertForSequenceClassification
 
     model_dir = Path(model_dir)
-    config = read_json(model_dir / "config.json")
-    auto = config.get("model_type") != "poolbert"
+    config, tokenizer = load_config_and_tokenizer(model_dir, "model")
+    poolbert = config.model_type == "poolbert"
     try:
-        loader = AutoModelForSequenceClassification if auto else PoolbertForSequenceClassification
-        model = loader.from_pretrained(model_dir, dtype=torch.float32)
-        return model.eval(), AutoTokenizer.from_pretrained(model_dir, config=model.config)
+        loader = PoolbertForSequenceClassification if poolbert else \
+            AutoModelForSequenceClassification
+        model = loader.from_pretrained(model_dir, config=config, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as exc:
         raise PoolbertError(f"cannot load the model in {model_dir}: {first_line(exc)}") from None
+    return model.eval(), tokenizer
+
+
+def load_config_and_tokenizer(folder: Path, what: str) -> tuple[Any, Any]:
+    """(config, tokenizer) of a poolbert model folder or an exported one: poolbert's own config
+    class for a poolbert head, never the folder's code, and the tokenizer given that config;
+    `what` names the thing being loaded in the one-line error."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from ..model import PoolbertConfig
+
+    poolbert = read_json(folder / "config.json").get("model_type") == "poolbert"
+    try:
+        config = (PoolbertConfig if poolbert else AutoConfig).from_pretrained(folder)
+        return config, AutoTokenizer.from_pretrained(folder, config=config)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PoolbertError(f"cannot load the {what} in {folder}: {first_line(exc)}") from None
 
 
 def label_names(model: PreTrainedModel) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import PoolbertError
 from ..layout import HeadDir, Predictions, RunDir, StudyDir, read_predictions
-from ..metrics import LABELS, METRIC_KEYS
+from ..metrics import LABELS, METRIC_KEYS, classification_metrics
 from ..text import first_line, redact, url_password
 
 # metrics.json key -> words: "eval_mcc" -> "validation Matthews correlation"
@@ -360,8 +360,7 @@ def _confusion_from_predictions(path: Path, label_names: list[str] | None) -> di
     if not len(labels):
         return {}
     names = label_names or predictions.label_names
-    matrix = np.zeros((len(names), len(names)), dtype=int)
-    np.add.at(matrix, (labels, preds), 1)
-    return {"eval_confusion": matrix.tolist(), "label_names": names, "n_eval": len(labels),
-            "eval_accuracy": float(np.trace(matrix) / len(labels)),
+    scored = classification_metrics(labels, preds, len(names))
+    return {"eval_confusion": scored["eval_confusion"], "label_names": names,
+            "n_eval": len(labels), "eval_accuracy": scored["eval_accuracy"],
             "evaluated_on": "validation set"}
