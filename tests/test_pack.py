@@ -69,6 +69,10 @@ def test_a_pack_of_three_trains_each_member_as_it_would_train_alone(setup, pooli
         assert [r["lr"] for r in together.history if r["type"] == "step"] == pytest.approx(
             [r["lr"] for r in alone.history if r["type"] == "step"])
         assert together.metrics["best_epoch"] == alone.metrics["best_epoch"]
+        for result in (alone, together):  # each row of train once per epoch, in the throughput
+            m = result.metrics
+            assert m["train_samples_per_second"] * m["train_runtime"] == pytest.approx(
+                config.train.num_train_epochs * 40)
         assert (together.scores.preds == alone.scores.preds).all()
         mine, theirs = together.model.state_dict(), alone.model.state_dict()
         assert mine.keys() == theirs.keys()

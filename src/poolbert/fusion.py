@@ -28,16 +28,14 @@ class NotFusable(ValueError):
 
 @dataclass
 class PackShape:
-    """Shared by the fused modules of one pack: members, and rows per member this step."""
+    """Shared by the fused modules of one pack: rows per member this step."""
 
-    members: int
     rows: int = 0  # B; set before each forward (position embeddings broadcast over it)
 
 
 class FusedLinear(nn.Module):
-    def __init__(self, shape: PackShape, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
-        self.shape = shape
         self.weight = nn.Parameter(weight)  # (K, out, in)
         self.bias = nn.Parameter(bias) if bias is not None else None  # (K, out)
 
@@ -53,10 +51,9 @@ class FusedLinear(nn.Module):
 
 
 class FusedLayerNorm(nn.Module):
-    def __init__(self, shape: PackShape, weight: torch.Tensor, bias: torch.Tensor,
-                 eps: float) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> None:
         super().__init__()
-        self.shape, self.eps = shape, eps
+        self.eps = eps
         self.weight = nn.Parameter(weight)  # (K, H)
         self.bias = nn.Parameter(bias)  # (K, H)
 
@@ -149,33 +146,26 @@ class FlatParams:
                 mask[s.offset:s.offset + s.size] = 1.0
         return mask
 
-    def row_of(self, encoder: nn.Module) -> torch.Tensor:
-        """An unfused encoder's weights as one (N,) row, in this buffer's column order."""
-        params = dict(encoder.named_parameters())
-        return torch.cat([params[s.qualified].detach().reshape(-1) for s in self.slots])
-
-    def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k's weights under the unfused encoder's parameter names (views)."""
-        return {s.qualified: self.data[k, s.offset:s.offset + s.size].view(s.shape)
-                for s in self.slots}
+    def state_of(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One member's (N,) row of weights under the unfused encoder's parameter names
+        (views)."""
+        return {s.qualified: row[s.offset:s.offset + s.size].view(s.shape) for s in self.slots}
 
 
-def fuse(template: nn.Module) -> tuple[nn.Module, FlatParams, PackShape]:
-    """A fused copy of `template` (an encoder) for a pack, with one member: the template's
-    own weights. Members are added and removed by replacing `FlatParams.data` (K, N) and
-    calling `bind()`; `flat.row_of(encoder)` gives any same-shaped encoder's (N,) row."""
-    import copy
-
-    shape = PackShape(1)
-    fused = copy.deepcopy(template)
+def fuse(fused: nn.Module) -> tuple[nn.Module, FlatParams, PackShape]:
+    """`fused` (an encoder, the caller's own copy: its modules are replaced in place) made a
+    fused encoder for a pack, with one member: its own weights. Members are added and removed
+    by replacing `FlatParams.data` (K, N) and calling `bind()`; `flat.state_of(row)` turns a
+    row back into the encoder's weights."""
+    shape = PackShape()
     replacements: list[tuple[str, nn.Module]] = []
     for name, module in list(fused.named_modules()):
         if isinstance(module, nn.Linear):
             bias = module.bias[None] if module.bias is not None else None
-            replacements.append((name, FusedLinear(shape, module.weight[None], bias)))
+            replacements.append((name, FusedLinear(module.weight[None], bias)))
         elif isinstance(module, nn.LayerNorm):
-            replacements.append((name, FusedLayerNorm(shape, module.weight[None],
-                                                      module.bias[None], module.eps)))
+            replacements.append((name, FusedLayerNorm(module.weight[None], module.bias[None],
+                                                      module.eps)))
         elif isinstance(module, nn.Embedding):
             replacements.append((name, FusedEmbedding(shape, module.weight[None],
                                                       module.padding_idx)))

@@ -56,6 +56,7 @@ from .train import (
     loss_weights,
     make_optimizer,
     run_metrics,
+    schedule_steps,
     score_extra,
     selection_fits,
 )
@@ -138,7 +139,7 @@ class Pack:
             raise ValueError("packed training runs in fp32 or bf16, not fp16")
         self.resources, self.device, self.precision = resources, device, precision
         self.batch_size, self.accumulation, self.attention = batch_size, accumulation, attention
-        base = copy.deepcopy(resources.encoder_on(device))
+        base = copy.deepcopy(resources.encoder_on(device))  # fused in place below
         drop_encoder_pooler(base)  # each head has its own pooler
         self.encoder, self.flat, self.shape = fuse(base)
         self.base_row = self.flat.data[0].clone()  # a new member's starting weights
@@ -163,12 +164,11 @@ class Pack:
         head = head.to(self.device).train()
         train_enc = self.resources.cache.get(self.resources.data.train, t.max_length)
         val_enc = self.resources.cache.get(self.resources.data.validation, t.max_length)
-        batches = math.ceil(len(train_enc.labels) / t.batch_size)
-        total = math.ceil(batches / t.gradient_accumulation_steps) * t.num_train_epochs
+        total, warmup = schedule_steps(t, len(train_enc.labels))
         optimizer = make_optimizer(head, t.learning_rate, t.weight_decay,
                                    self.device.type == "cuda")
-        member = Member(key, config, head, optimizer, train_enc, val_enc, total,
-                        math.ceil(t.warmup_ratio * total), self.resources.criterion(config),
+        member = Member(key, config, head, optimizer, train_enc, val_enc, total, warmup,
+                        self.resources.criterion(config),
                         loss_weights(config, self.resources.data, self.device),
                         keep_last=epoch_selection == "last", history=History(on_record))
         zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
@@ -188,7 +188,6 @@ class Pack:
         self.flat.data = params.contiguous()
         self.flat.bind()
         self.exp_avg, self.exp_avg_sq = exp_avg.contiguous(), exp_avg_sq.contiguous()
-        self.shape.members = len(self.members)
 
     # ----------------------------------------------------------------- one epoch
 
@@ -319,10 +318,7 @@ class Pack:
                             [m.batches[i] for m in self.members])
         losses = self._member_losses(self._logits(batch), batch["labels"])  # (K,)
         (losses.sum() / self.accumulation).backward()
-        rows = batch["input_ids"].shape[0] // len(self.members)
-        for m in self.members:
-            m.seen += rows
-        return losses.detach()
+        return losses.detach()  # rows seen are counted by _step, once the step succeeds
 
     @torch.no_grad()
     def _optimizer_step(self, n_batches: int, last: int, log: StepLog,
@@ -432,9 +428,8 @@ class Pack:
             raise ValueError("a member has a result only after an epoch")
         model = self.resources.fresh_model(m.config)
         row = m.best.encoder_row.cpu()
-        model.encoder.load_state_dict(
-            {s.qualified: row[s.offset:s.offset + s.size].view(s.shape) for s in self.flat.slots},
-            strict=False)  # the encoder's own pooler is not in the pack: the head has its own
+        # the encoder's own pooler is not in the pack: the head has its own
+        model.encoder.load_state_dict(self.flat.state_of(row), strict=False)
         model.load_state_dict({k: v.cpu() for k, v in m.best.head.items()}, strict=False)
         how = self._scoring(m)
         kept = calibrate(model, m.best.scores, m.val_enc.labels, how,

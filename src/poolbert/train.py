@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
 from . import DEFAULT_MODEL, interrupts
-from .config import RunConfig, explicit_weights
+from .config import RunConfig, TrainConfig, explicit_weights
 from .data import LoadedData, TokenCache, collate, load_data, to_device, train_batches
 from .device import (
     attention_kernels,
@@ -170,12 +170,10 @@ def train(
     pad_id = resources.tokenizer.pad_token_id or 0
     pad, cap = pad_multiple(device, t.compile), int(train_enc.lengths.max())
     weights = loss_weights(config, resources.data, device)
-    batches_per_epoch = math.ceil(len(train_enc.labels) / t.batch_size)
-    updates_per_epoch = math.ceil(batches_per_epoch / t.gradient_accumulation_steps)
-    total_updates = updates_per_epoch * t.num_train_epochs
+    total_updates, warmup_updates = schedule_steps(t, len(train_enc.labels))
     optimizer = make_optimizer(model, t.learning_rate, t.weight_decay, device.type == "cuda")
     scheduler = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(t.warmup_ratio * total_updates), total_updates
+        optimizer, warmup_updates, total_updates
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     step_model = torch.compile(model) if t.compile else model
@@ -257,6 +255,14 @@ def train(
                           str(device), precision)
     metrics.update(score_extra(model, resources, config, how))
     return TrainResult(metrics, history, model.cpu(), kept, epoch)
+
+
+def schedule_steps(t: TrainConfig, n_train: int) -> tuple[int, int]:
+    """(optimizer updates in the whole run, warm-up updates) of the linear schedule; a packed
+    member's schedule is the same (pack.Pack.add)."""
+    updates_per_epoch = math.ceil(math.ceil(n_train / t.batch_size) / t.gradient_accumulation_steps)
+    total = updates_per_epoch * t.num_train_epochs
+    return total, math.ceil(t.warmup_ratio * total)
 
 
 def run_metrics(kept: Scores, judge: Criterion, best_epoch: int, epochs_run: int, last: Scores,

@@ -154,6 +154,14 @@ def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, numb
     return value
 
 
+def mark_interrupted(trial: optuna.Trial, params: dict[str, Any], space: HeadSpace) -> None:
+    """Ctrl-C during a trial: it is marked, and queued for the resume once every parameter of
+    the space was drawn (else the resume's sampler draws it afresh)."""
+    trial.set_user_attr("fail_reason", "interrupted")
+    if len(params) == len(space.params):
+        requeue(trial, params)
+
+
 class Objective:
     """`objective(trial) -> best-epoch value of the study's metric` of the sampled settings."""
 
@@ -167,9 +175,7 @@ class Objective:
             params.update(self.setup.space.suggest(trial))
             return self._run(trial, params)
         except KeyboardInterrupt:  # wherever it lands: mark the trial, queue it for the resume
-            trial.set_user_attr("fail_reason", "interrupted")
-            if len(params) == len(self.setup.space.params):
-                requeue(trial, params)
+            mark_interrupted(trial, params, self.setup.space)
             raise
 
     def _run(self, trial: optuna.Trial, params: dict[str, Any]) -> float:

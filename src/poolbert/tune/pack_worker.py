@@ -11,7 +11,6 @@ is; out of memory halves the pack and queues the parameters of the trials that h
 
 from __future__ import annotations
 
-import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -29,12 +28,13 @@ from ..train import Resources
 from .objective import (
     TrialClock,
     keep_if_best,
+    mark_interrupted,
     requeue,
     should_stop,
     trial_config,
 )
 from .settings import TuneConfig
-from .storage import Counts, FileLock, fail_dead_workers, fail_stale_trials
+from .storage import FileLock, fail_dead_workers, fail_stale_trials
 from .worker import HeadStudy, WorkerJob, expired, open_head, print_trial
 
 # packed trials per worker on CUDA when --pack is not given, by encoder parameters: not yet
@@ -60,7 +60,6 @@ class Seat:
     trial: optuna.Trial
     params: dict[str, Any]
     clock: TrialClock
-    last_epoch: int
     tracking: Tracking
 
 
@@ -98,9 +97,10 @@ def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> No
     tc = job.tune
     device = resolve_device(tc.run.train.device)
     t = tc.run.train
-    check_packable(tc, job, resolve_precision(t.precision, device))
-    pack = Pack(tuning, device, resolve_precision(t.precision, device), t.batch_size,
-                t.gradient_accumulation_steps, t.attention)
+    precision = resolve_precision(t.precision, device)
+    check_packable(tc, job, precision)
+    pack = Pack(tuning, device, precision, t.batch_size, t.gradient_accumulation_steps,
+                t.attention)
     heads = [open_head(job, storage, head, tuning) for head in tc.heads]
     lock = FileLock(tc.dir.budget_lock)
     capacity = size
@@ -143,14 +143,13 @@ def _fill(pack: Pack, capacity: int, heads: list[HeadStudy], job: WorkerJob, loc
     for head in heads:
         if len(pack.members) >= capacity or expired(job.deadline):
             return
-        if head.failures >= head.max_failures:
+        if head.gave_up:
             continue
         fail_dead_workers(head.study, job.tune.max_retry)
         fail_stale_trials(head.study)
         while len(pack.members) < capacity:
             with lock:  # released once the new trial is RUNNING: other workers count it
-                counts = Counts.of(head.study)
-                if counts.finished + counts.running >= head.n_trials:
+                if not head.budget_left():
                     break
                 with warnings.catch_warnings():  # Heartbeats below does what it asks for
                     warnings.filterwarnings("ignore", "Heartbeat of storage")
@@ -164,14 +163,11 @@ def _seat(pack: Pack, head: HeadStudy, trial: optuna.Trial, beats: Heartbeats) -
         params.update(head.space.suggest(trial))
         config = trial_config(head.setup.base, head.name, params)
         tracking = head.setup.track(trial.number, config)
-        seat = Seat(head, trial, params, TrialClock(trial, config, head.name),
-                    config.train.num_train_epochs, tracking)
+        seat = Seat(head, trial, params, TrialClock(trial, config, head.name), tracking)
         beats.add(trial._trial_id)  # as Optuna's own _run_trial names a trial to the storage
         pack.add(seat, config, on_record=tracking.on_record)
     except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted")
-        if len(params) == len(head.space.params):
-            requeue(trial, params)
+        mark_interrupted(trial, params, head.space)
         head.study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as exc:  # a tracker that cannot start: the trial fails, as unpacked
@@ -194,8 +190,8 @@ def _settle(pack: Pack, outcome: EpochOutcome, beats: Heartbeats, capacity: int)
         _tell(seat, TrialState.PRUNED)  # a too-large learning rate: a bad region, not a crash
         return capacity
     assert outcome.scores is not None  # an outcome has scores or a failure
-    value = seat.head.setup.resources.criterion(m.config).value(outcome.scores.metrics)
-    if should_stop(seat.trial, m.epoch, seat.last_epoch, value):
+    value = m.judge.value(outcome.scores.metrics)
+    if should_stop(seat.trial, m.epoch, m.config.train.num_train_epochs, value):
         seat.clock.record()
         _leave(pack, m, beats)
         _tell(seat, TrialState.PRUNED)
@@ -203,9 +199,8 @@ def _settle(pack: Pack, outcome: EpochOutcome, beats: Heartbeats, capacity: int)
         result = pack.result(m)
         _leave(pack, m, beats)
         seat.clock.record(best_epoch=int(result.metrics["best_epoch"]))
-        value = keep_if_best(seat.head.setup, result, trial_config(
-            seat.head.setup.base, seat.head.name, seat.params), seat.trial.number, seat.params,
-            seat.tracking)
+        value = keep_if_best(seat.head.setup, result, m.config, seat.trial.number, seat.params,
+                             seat.tracking)
         _tell(seat, TrialState.COMPLETE, value)
     return capacity
 
@@ -220,15 +215,13 @@ def _out_of_memory(pack: Pack, m: Member, reason: str, alone: bool, capacity: in
     enough of those the head is left to other workers), as an unpacked trial does."""
     seat: Seat = m.key
     if alone:
-        seat.head.failures += 1
         seat.clock.record(fail_reason=reason)
     else:
         seat.clock.record(fail_reason=f"{reason}; its parameters are queued to run again")
         requeue(seat.trial, seat.params)
     _tell(seat, TrialState.FAIL)
-    if seat.head.failures == seat.head.max_failures:
-        print(f"[{seat.head.name}] {seat.head.failures} failed trials in this worker; moving "
-              "on", file=sys.stderr, flush=True)
+    if alone:
+        seat.head.count_failure()
     return max(1, min(capacity, len(pack.members)))
 
 

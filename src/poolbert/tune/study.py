@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from .. import interrupts
-from ..data import load_data
+from ..data import LoadedData, load_data
 from ..device import resolve_device
 from ..errors import PoolbertError
 from ..files import write_json, write_text
@@ -64,10 +64,10 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     finished_before = finished_trials(tc, storage)
     with interrupts.sigterm_as_interrupt():
         try:
-            resources = tune_heads(tc, space, deadline, train_fn, gpus)
+            resources = tune_heads(tc, space, deadline, train_fn, gpus, data)
         finally:
             write_trials(tc, storage)
-        resources = resources or Resources.load(tc.run)
+        resources = resources or Resources.load(tc.run, data)
         outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
                     for h in tc.heads]
         seeds_trained = 0
@@ -101,12 +101,14 @@ def finished_trials(tc: TuneConfig, storage: Any) -> int:
 
 
 def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-               train_fn: TrainFn, gpus: list[str | None]) -> Resources | None:
+               train_fn: TrainFn, gpus: list[str | None], data: LoadedData) -> Resources | None:
     """Workers (one per entry of `gpus`) run until every head's budget is met; a single worker
-    runs in this process, where a first Ctrl-C stops at the next safe point, a second at once."""
+    runs in this process (on the data already loaded), where a first Ctrl-C stops at the next
+    safe point, a second at once."""
     if len(gpus) == 1:
         with interrupts.deferred(escalate=True):
-            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn)
+            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn,
+                              Resources.load(tc.run, data))
     run_worker_processes(tc, space, deadline, train_fn, gpus)
     return None
 

@@ -152,11 +152,28 @@ class HeadStudy:
     space: HeadSpace
     setup: TrialSetup
     n_trials: int
-    failures: int = 0  # trials that ran out of memory alone (packed trials count them here)
+    failures: int = 0  # this worker's trials that ran out of memory (alone, when packed)
 
     @property
     def max_failures(self) -> int:
         return max(3, self.n_trials)
+
+    @property
+    def gave_up(self) -> bool:
+        """After max_failures this worker leaves the head to the others."""
+        return self.failures >= self.max_failures
+
+    def count_failure(self) -> None:
+        self.failures += 1
+        if self.failures == self.max_failures:
+            print(f"[{self.name}] {self.failures} failed trials in this worker; moving on",
+                  file=sys.stderr, flush=True)
+
+    def budget_left(self) -> bool:
+        """Whether another trial may start (asked under the budget lock): the finished and
+        running trials of every worker are fewer than the head's budget."""
+        counts = Counts.of(self.study)
+        return counts.finished + counts.running < self.n_trials
 
 
 def open_head(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> HeadStudy:
@@ -178,18 +195,15 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
              train_fn: TrainFn) -> None:
     tc = job.tune
     opened = open_head(job, storage, head, tuning)
-    study, setup, n_trials = opened.study, opened.setup, opened.n_trials
-    objective = Objective(setup, train_fn)
+    study, objective = opened.study, Objective(opened.setup, train_fn)
     lock = FileLock(tc.dir.budget_lock)
-    failures = [0]  # this worker's failed trials (out of memory) in this head
-    max_failures = opened.max_failures
 
     def started(trial: optuna.Trial) -> float:
         lock.release()  # the trial is RUNNING in the storage: other workers count it now
         try:
             return objective(trial)
         except TrialFailed:
-            failures[0] += 1
+            opened.count_failure()
             raise
 
     while not expired(job.deadline):
@@ -198,12 +212,7 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
         fail_stale_trials(study)
         lock.acquire()
         try:
-            counts = Counts.of(study)
-            if counts.finished + counts.running >= n_trials:
-                return
-            if failures[0] >= max_failures:
-                print(f"[{head}] {failures[0]} failed trials in this worker; moving on",
-                      file=sys.stderr, flush=True)
+            if not opened.budget_left() or opened.gave_up:
                 return
             study.optimize(started, n_trials=1, catch=(TrialFailed,),
                            callbacks=[lambda _, trial: print_trial(head, trial)])
