@@ -15,7 +15,7 @@ import torch
 from helpers import WORDS, tiny_bert_dir, tiny_glue_dir
 
 from poolbert.cli import main
-from poolbert.config import DataConfig
+from poolbert.config import DataConfig, RunConfig
 from poolbert.data import load_data
 from poolbert.layout import read_predictions
 from poolbert.metrics import (
@@ -119,7 +119,7 @@ def test_stsb_scores_are_regression_targets_and_a_test_set_has_none(tmp_path):
     tsv(tmp_path / "dev.tsv", [head + ["score"], *[r + [5.0] for r in body[:2]]])
     tsv(tmp_path / "test.tsv", [head, *body[:3]])
     data = load_data(DataConfig(task="stsb", data_dir=str(tmp_path)))
-    assert data.problem_type == "regression" and data.num_outputs == 1
+    assert data.problem_type == "regression" and len(data.label_names) == 1  # one output
     assert data.train.labels.dtype == np.float32
     assert data.train.labels.tolist() == [0.0, 1.25, 2.5, 3.75]
     assert data.train.texts_a[0] == '"the cat" sat'  # GLUE's TSVs are not quoted
@@ -255,6 +255,20 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(model_dir, regression_d
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_task_none_means_custom_data_on_the_command_line_and_in_the_saved_config(
+        model_dir, regression_dir, tmp_path):
+    """`--task none` (as the README's option table says) and a run's config.json read back:
+    custom data both times, not the default GLUE preset."""
+    out = tmp_path / "run"
+    assert main(train_args(model_dir, out, "--task", "none", "--num-train-epochs", "1",
+                           "--no-save-model", *custom(regression_dir, "--label-column", "score",
+                                                      "--problem-type", "regression"))) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["data"]["task"] is None
+    assert RunConfig.from_dict(saved).data.task is None
+    assert RunConfig.from_dict({"data": {"task": "none"}}).data.task is None
 
 
 # ----------------------------------------------------------------------------- regression

@@ -163,6 +163,12 @@ def section_of(key: str) -> str | None:
     return None
 
 
+def may_be_none(cls: type, name: str) -> bool:
+    """Whether field `name` is declared `X | None`."""
+    hint = typing.get_type_hints(cls)[name]
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
 def value_type(cls: type, name: str) -> type:
     """A field's type without its `| None`: int, float, bool, str or list."""
     hint = typing.get_type_hints(cls)[name]
@@ -183,15 +189,19 @@ def flatten(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_overrides(config: RunConfig, values: dict[str, Any], source: str = "flags") -> None:
-    """Set fields by name (None values are skipped, so unset CLI flags keep file values)."""
+    """Set fields by name. None (a null in a settings file or config.json, or `--task none`
+    coerced) sets a field declared `X | None`, so a saved config reads back as it was; a field
+    that needs a value keeps it. Unset CLI flags never get here (cli.flags.given)."""
     for key, value in values.items():
-        if value is None:
-            continue
         key = ALIASES.get(key, key)
         section = section_of(key)
+        if value is None and (section is None or not may_be_none(SECTIONS[section], key)):
+            continue
         if section is None:
             raise PoolbertError(f"{source}: unknown setting {key!r}")
-        setattr(getattr(config, section), key, coerce(SECTIONS[section], key, value, source))
+        cls = SECTIONS[section]
+        setattr(getattr(config, section), key,
+                None if value is None else coerce(cls, key, value, source))
 
 
 def coerce(cls: type, key: str, value: Any, source: str) -> Any:

@@ -65,12 +65,10 @@ def settings_of(cls: type) -> list[Setting]:
     return out
 
 
-def add_flags(parser: Any, cls: type, skip: tuple[str, ...] = ()) -> None:
+def add_flags(parser: Any, cls: type) -> None:
     """One flag per setting of `cls`. Every flag defaults to None ("not given"), so a settings
     file or a preset keeps its value unless the flag is on the command line."""
     for s in settings_of(cls):
-        if s.name in skip:
-            continue
         help_text = s.help + (f" (default: {s.default_text})" if s.default_text else "")
         options: dict[str, Any] = {"dest": s.name, "default": None, "help": help_text}
         if s.kind is bool:
@@ -104,19 +102,13 @@ def options_table(*classes: type) -> str:
     return "\n".join(lines) + "\n"
 
 
-# the README's option tables, between `<!-- options: NAME -->` and `<!-- /options -->`
-README_TABLES = {"run": ("DataConfig", "ModelConfig", "TrainConfig"), "tune": ("TuneConfig",)}
-
-
 def readme_tables() -> dict[str, str]:
-    """Each README option table as the settings' declarations make it."""
-    from .. import config
-    from ..tune import settings
+    """Each README option table (between `<!-- options: NAME -->` and `<!-- /options -->`) as
+    the settings' declarations make it: "run" for the data, model and training sections,
+    "tune" for the study's own settings."""
+    from ..tune.settings import TuneConfig
 
-    classes = {**{n: getattr(config, n) for n in README_TABLES["run"]},
-               "TuneConfig": settings.TuneConfig}
-    return {name: options_table(*(classes[c] for c in names))
-            for name, names in README_TABLES.items()}
+    return {"run": options_table(*SECTIONS.values()), "tune": options_table(TuneConfig)}
 
 
 def _keeping_markers(table: str) -> Any:

@@ -54,9 +54,12 @@ def label_names_of(spec: TaskSpec | None, train: pd.DataFrame, column: str, wher
             if (k := _label_key(v)) is not None}
     if not keys:
         raise PoolbertError(f"{where}: column {column!r} holds no labels")
-    if all(_is_int_key(k) for k in keys):
-        return sorted(keys, key=int)
-    return sorted(keys)
+    return _sorted_keys(keys)
+
+
+def _sorted_keys(keys: set[str]) -> list[str]:
+    """Label names in order: by number where every one is an integer, else as text."""
+    return sorted(keys, key=int) if all(_is_int_key(k) for k in keys) else sorted(keys)
 
 
 def _factorize(series: pd.Series, column: str, where: str) -> tuple[np.ndarray, Any]:
@@ -158,7 +161,7 @@ def multilabel_names(series: pd.Series, column: str, where: str) -> list[str]:
         names.update(keys)
     if not names:
         raise PoolbertError(f"{where}: column {column!r} holds no labels")
-    return sorted(names, key=int) if all(_is_int_key(n) for n in names) else sorted(names)
+    return _sorted_keys(names)
 
 
 def parse_label_lists(series: pd.Series, column: str, where: str, names: list[str],
@@ -182,6 +185,9 @@ def parse_label_lists(series: pd.Series, column: str, where: str, names: list[st
     return out
 
 
+COLUMN_FLAGS = {"0": 0, "1": 1, "false": 0, "true": 1}  # what a 0/1 label column may hold
+
+
 def parse_label_columns(frame: pd.DataFrame, columns: list[str], where: str,
                         unlabeled_ok: bool) -> np.ndarray:
     """(N, C) 0/1 floats from one 0/1 (or true/false) column per label."""
@@ -190,7 +196,7 @@ def parse_label_columns(frame: pd.DataFrame, columns: list[str], where: str,
         require_column(frame, column, where)
         for row, value in enumerate(frame[column].tolist(), start=1):
             key = _label_key(value)
-            flag = {"0": 0, "1": 1, "false": 0, "true": 1}.get((key or "").lower())
+            flag = COLUMN_FLAGS.get((key or "").lower())
             if flag is None:
                 if unlabeled_ok and key in (None, "-1"):
                     out[row - 1] = -1

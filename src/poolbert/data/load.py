@@ -58,11 +58,6 @@ class LoadedData:
     problem_type: str = "single_label"  # "multi_label", "regression"
     extra: dict[str, TextSplit] = field(default_factory=dict)  # scored at the end (MNLI mm)
 
-    @property
-    def num_outputs(self) -> int:
-        """Logits per example: one per label, one for regression."""
-        return 1 if self.problem_type == "regression" else len(self.label_names)
-
 
 
 def load_data(cfg: DataConfig) -> LoadedData:
