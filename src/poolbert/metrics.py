@@ -42,10 +42,6 @@ def resolve_metric(asked: str, problem_type: str, task_metric: str | None,
     return name
 
 
-def key_of(metric: str) -> str:
-    return METRIC_KEYS[metric]
-
-
 def higher_is_better(metric: str) -> bool:
     return metric != "loss"
 

@@ -130,14 +130,14 @@ class Predictor:
         backend: Backend
         if o.backend == "onnxruntime":
             graph, tokenizer, config = load_graph(source.model_dir, o.onnx_file or ONNX_FILE, dev)
-            labels = [config.id2label[i] for i in range(len(config.id2label))]
             backend = OnnxBackend(graph, o.batch_size, tokenizer.pad_token_id or 0,
                                   config.num_labels)
         else:
             model, tokenizer = load_classifier(source.model_dir)
-            config, labels = model.config, label_names(model)
+            config = model.config
             backend = TorchBackend(model.to(dev), dev, o.batch_size, tokenizer.pad_token_id or 0)
-        return cls(backend, tokenizer, labels, length, problem_of(config), *calibration_of(config))
+        return cls(backend, tokenizer, label_names(config), length, problem_of(config),
+                   *calibration_of(config))
 
     def probs(self, texts_a: list[str], texts_b: list[str] | None) -> np.ndarray:
         """(N, C) calibrated class probabilities (the model's temperature), or for regression

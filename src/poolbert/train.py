@@ -113,9 +113,7 @@ class Resources:
         return model.to(device) if device is not None else model
 
     def criterion(self, config: RunConfig) -> Criterion:
-        """What runs on this data are judged by (--metric, or the task's own)."""
-        return criterion_for(config.train.metric, self.data.problem_type, config.data.task,
-                             len(self.data.label_names))
+        return criterion_of(config, self.data)
 
 
 @dataclass
@@ -353,10 +351,16 @@ def score_extra(model: PoolbertForSequenceClassification, resources: Resources,
     return out
 
 
+def criterion_of(config: RunConfig, data: LoadedData) -> Criterion:
+    """What runs on this data are judged by (--metric, or the task's own)."""
+    return criterion_for(config.train.metric, data.problem_type, config.data.task,
+                         len(data.label_names))
+
+
 def check_fit(config: RunConfig, data: LoadedData) -> None:
     """What a run's settings ask of its data (a --metric its problem type has, class weights
     for its labels), checked before a study writes anything."""
-    criterion_for(config.train.metric, data.problem_type, config.data.task, len(data.label_names))
+    criterion_of(config, data)
     loss_weights(config, data, torch.device("cpu"))
 
 

@@ -62,7 +62,7 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE), title=name, encoder=base_model_id(encoder) or encoder,
         trained_on=_trained_on(src, info), head=head, head_description=DESCRIPTIONS.get(head, head),
-        labels=label_names(model), results=_results_rows(src, dev), **_protocol(src),
+        labels=label_names(model.config), results=_results_rows(src, dev), **_protocol(src),
         **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
         repo=repo_id or f"<user>/{name}",
         pair=info.text_columns is not None and len(info.text_columns) == 2, onnx=onnx,

@@ -72,7 +72,7 @@ def export_model(
         tokenizer.save_pretrained(tmp)
         verify_export(tmp, saved, tokenizer, remote_code=not plain_bert)
         info = training_info(src)
-        write_export_info(tmp, info, model.config.pooling, label_names(model), not plain_bert)
+        write_export_info(tmp, info, model.config.pooling, label_names(model.config), not plain_bert)
         graphs = add_onnx(tmp, model, tokenizer, src, info, quantize) if onnx else None
         if src.run is not None and src.run.loss_curve.is_file():
             shutil.copyfile(src.run.loss_curve, tmp / LOSS_CURVE)

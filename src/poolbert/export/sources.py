@@ -188,7 +188,6 @@ def load_config_and_tokenizer(folder: Path, what: str) -> tuple[Any, Any]:
         raise PoolbertError(f"cannot load the {what} in {folder}: {first_line(exc)}") from None
 
 
-def label_names(model: PreTrainedModel) -> list[str]:
-    """The class names in class-index order."""
-    id2label = model.config.id2label
-    return [id2label[i] for i in range(len(id2label))]
+def label_names(config: Any) -> list[str]:
+    """The class names of a model's config in class-index order."""
+    return [config.id2label[i] for i in range(len(config.id2label))]

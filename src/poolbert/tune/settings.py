@@ -99,8 +99,11 @@ class TuneConfig:
 
     @property
     def direction(self) -> str:
-        """Optuna's direction for the studies: lower is better only for --metric loss."""
-        return "minimize" if self.run.train.metric == "loss" else "maximize"
+        """Optuna's direction for the studies: lower is better only for --metric loss ("auto"
+        never resolves to loss)."""
+        from ..metrics import direction
+
+        return direction(self.run.train.metric)
 
     @property
     def dir(self) -> StudyDir:
