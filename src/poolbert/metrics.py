@@ -58,6 +58,14 @@ def direction(metric: str) -> str:
     return "maximize" if higher_is_better(metric) else "minimize"
 
 
+def labelled(labels: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows that carry a label. A hidden label is NaN for regression (float
+    targets), -1 for a class index, and a row of -1 for multi-label."""
+    if labels.ndim == 2:
+        return np.asarray((labels >= 0).all(axis=1))
+    return np.asarray(~np.isnan(labels) if labels.dtype.kind == "f" else labels >= 0)
+
+
 # ----------------------------------------------------------------------------- single-label
 
 

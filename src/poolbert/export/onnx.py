@@ -311,6 +311,7 @@ def score_validation(src: Source, folder: Path, int8: OnnxClassifier, tokenizer:
     from ..data import encode, load_data
     from ..evaluate import Scoring, scores_of
     from ..metrics import METRIC_KEYS
+    from ..metrics import labelled as labelled_rows
     from ..model import calibration_of, problem_of
 
     run = src.run_config()
@@ -324,8 +325,7 @@ def score_validation(src: Source, folder: Path, int8: OnnxClassifier, tokenizer:
                 "validation_note": f"the validation split could not be loaded: {first_line(exc)}"}
     enc = encode(tokenizer, data.validation, max_length)
     labels = enc.labels
-    labelled = (~np.isnan(labels) if labels.dtype.kind == "f" and labels.ndim == 1
-                else (labels >= 0).all(axis=1) if labels.ndim == 2 else labels >= 0)
+    labelled = labelled_rows(labels)
     if not labelled.any():
         return {"validation": None, "validation_note": "the validation split has no labels"}
     problem = problem_of(config)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import PoolbertError
 from ..layout import HeadDir, Predictions, RunDir, StudyDir, read_predictions
-from ..metrics import LABELS, METRIC_KEYS, classification_metrics
+from ..metrics import LABELS, METRIC_KEYS, classification_metrics, labelled
 from ..text import first_line, redact, url_password
 
 # metrics.json key -> words: "eval_mcc" -> "validation Matthews correlation"
@@ -355,8 +355,8 @@ def _confusion_from_predictions(path: Path, label_names: list[str] | None) -> di
         predictions = read_predictions(path)
     except PoolbertError:  # not the file tune writes: use metrics.json
         return {}
-    labelled = predictions.labels >= 0  # -1: unlabelled
-    labels, preds = predictions.labels[labelled], predictions.preds[labelled]
+    rows = labelled(predictions.labels)
+    labels, preds = predictions.labels[rows], predictions.preds[rows]
     if not len(labels):
         return {}
     names = label_names or predictions.label_names

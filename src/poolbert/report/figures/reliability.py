@@ -11,6 +11,7 @@ import numpy as np
 
 from ...layout import Predictions
 from ...metrics import expected_calibration_error, raw_probabilities, reliability_bins
+from ...metrics import labelled as labelled_rows
 from ._common import FigureSkipped, save
 
 BINS = 15  # as eval_ece in metrics.json counts them (Guo et al. 2017)
@@ -53,7 +54,7 @@ def get_reliability_info(runs: list[tuple[str, Predictions, float | None]],
 def _panel(name: str, found: Predictions, temperature: float | None) -> ReliabilityPanel | None:
     if found.problem_type == "regression" or not found.probs.size:
         return None
-    labelled = (found.labels >= 0).all(axis=1) if found.labels.ndim == 2 else found.labels >= 0
+    labelled = labelled_rows(found.labels)
     probs, labels = found.probs[labelled], found.labels[labelled]
     if not len(labels):
         return None
