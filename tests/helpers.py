@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pandas as pd
+import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
 WORDS = ("the a cat dog sat ran far away man woman walks moves someone park house car red blue "
@@ -21,7 +22,9 @@ def tiny_bert_dir(path: Path) -> Path:
     tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(vocab)}, do_lower_case=True)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(path)
+    with torch.random.fork_rng(devices=[]):  # the same weights whichever tests ran before
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
