@@ -534,3 +534,12 @@ def test_collate_pads_to_the_bucket_and_masks_the_padding():
     assert batch["input_ids"].shape == (3, 20)
     assert batch["attention_mask"].sum(1).tolist() == [5, 19, 3]
     assert batch["input_ids"][1, 19:].tolist() == [0]
+
+
+def test_the_task_flags_help_names_every_glue_task():
+    """config.py spells the task names for --task's help (it cannot import data.tasks without a
+    cycle): they stay the presets data.tasks defines."""
+    from poolbert.config import GLUE_NAMES
+    from poolbert.data.tasks import GLUE_TASKS
+
+    assert GLUE_NAMES == ", ".join(GLUE_TASKS)

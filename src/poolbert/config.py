@@ -22,6 +22,8 @@ from .text import comma_list, first_line
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # SDPA backends a run may allow (see device.attention_kernels)
 ATTENTION_BACKENDS = ("auto", "efficient", "cudnn", "flash", "math")
+# data.tasks.GLUE_TASKS' names, spelled here to keep data out of config's imports (a test
+# holds them equal)
 GLUE_NAMES = "rte, cola, sst2, mrpc, qqp, stsb, mnli, qnli, wnli"
 PROBLEM_TYPES = ("auto", "single_label", "multi_label", "regression")
 # what chooses the best epoch, the best trial and a study's objective (poolbert.metrics)
