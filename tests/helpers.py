@@ -71,8 +71,8 @@ def fake_result(config, resources, accuracy: float, epochs_run: int):
     """A TrainResult as `train` returns it, without training: predictions hit `accuracy`."""
     import numpy as np
 
-    from poolbert.evaluate import Scores
-    from poolbert.train import TrainResult
+    from poolbert.scoring import Scores
+    from poolbert.training import TrainResult
 
     val = resources.data.validation
     n, classes = len(val), len(resources.data.label_names)
@@ -100,8 +100,8 @@ def lr_accuracy(config) -> float:
     return max(0.0, 0.9 - 0.2 * abs(math.log10(config.train.learning_rate / 5e-5)))
 
 
-def fake_train(config, resources, on_epoch=None, quiet=False, epoch_selection="best"):
-    """Stands in for poolbert.train.train: reports lr_accuracy each epoch, trains nothing.
+def fake_fit(config, resources, on_epoch=None, quiet=False, epoch_selection="best"):
+    """Stands in for poolbert.training.train: reports lr_accuracy each epoch, trains nothing.
 
     When $POOLBERT_TEST_BARRIER names a folder, the first call of each process waits (up to
     60 s) until $POOLBERT_TEST_WORKERS processes have called it, so workers really overlap;

@@ -21,8 +21,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 from poolbert.cli import main
 from poolbert.config import RunConfig
 from poolbert.errors import PoolbertError
-from poolbert.export import export_model, pick_head, resolve_source, verify_export
-from poolbert.export.convert import _bert_key
+from poolbert.exporting import export_model, pick_head, resolve_source, verify_export
+from poolbert.exporting.convert import _bert_key
 from poolbert.model import build_model, load_model
 from poolbert.pooling import POOLERS
 from poolbert.predict import PredictOptions, predict_file

@@ -75,7 +75,7 @@ def test_model_class_is_registered_for_save_pretrained(tiny_dir, tmp_path):
 def test_a_fresh_model_holds_the_checkpoint_weights_without_a_random_encoder(tiny_dir,
                                                                              monkeypatch):
     from poolbert.config import RunConfig
-    from poolbert.train import Resources
+    from poolbert.training import Resources
 
     config = RunConfig()
     config.model.model_name_or_path = str(tiny_dir)

@@ -26,12 +26,12 @@ from poolbert.cli import main
 from poolbert.config import DataConfig
 from poolbert.data import encode, load_data
 from poolbert.errors import PoolbertError
-from poolbert.evaluate import Scoring, evaluate
-from poolbert.export import export_model, load_classifier, resolve_source
-from poolbert.export import onnx as onnx_export
+from poolbert.exporting import export_model, load_classifier, resolve_source
+from poolbert.exporting import onnx as onnx_export
 from poolbert.model import build_model, calibration_of
 from poolbert.pooling import POOLERS
 from poolbert.predict import PredictOptions, Predictor
+from poolbert.scoring import ScoreOptions, score_split
 
 LABELS = ["entailment", "not_entailment"]
 ATOL = 1e-4
@@ -309,8 +309,8 @@ def test_the_torch_backend_scores_exactly_as_evaluate_does(trained, tmp_path):
     predictor = Predictor.load(resolve_source(run), PredictOptions(batch_size=8, device="cpu"))
     rows = load_data(DataConfig(data_dir=str(data))).validation
     model, tokenizer = load_classifier(run / "model")
-    how = Scoring(torch.device("cpu"), batch_size=8, temperature=calibration_of(model.config)[0])
-    expected = evaluate(model, encode(tokenizer, rows, 32), how).probs
+    how = ScoreOptions(torch.device("cpu"), batch_size=8, temperature=calibration_of(model.config)[0])
+    expected = score_split(model, encode(tokenizer, rows, 32), how).probs
     assert np.array_equal(predictor.probs(rows.texts_a, rows.texts_b), expected)
 
 

@@ -11,7 +11,7 @@ from transformers import BertConfig, BertModel, BertTokenizer
 
 from poolbert.config import RunConfig
 from poolbert.pack import Pack, train_together
-from poolbert.train import Resources, train
+from poolbert.training import Resources, fit
 
 WORDS = "the a cat dog sat ran far away man woman yes no park red blue big small".split()
 
@@ -59,7 +59,7 @@ def test_a_pack_of_three_trains_each_member_as_it_would_train_alone(setup, pooli
     resources = Resources.load(configs[0])
     packed = train_together(configs, resources)
     for config, together in zip(configs, packed, strict=True):
-        alone = train(config, resources, quiet=True)
+        alone = fit(config, resources, quiet=True)
         assert not isinstance(together, str), together
         steps = [r["loss"] for r in alone.history if r["type"] == "step"]
         got = [r["loss"] for r in together.history if r["type"] == "step"]
@@ -84,7 +84,7 @@ def test_a_pack_of_three_trains_each_member_as_it_would_train_alone(setup, pooli
 def test_a_member_whose_loss_becomes_nan_leaves_and_the_others_finish(setup, monkeypatch):
     configs = [config_for(setup, **t) for t in TRIALS]
     resources = Resources.load(configs[0])
-    alone = train(configs[2], resources, quiet=True)
+    alone = fit(configs[2], resources, quiet=True)
     original = Pack._member_losses
 
     def nan_for_member_one(self, logits, labels, reduce="mean"):

@@ -18,7 +18,7 @@ import pytest
 from helpers import tiny_bert_dir, tiny_glue_dir
 
 from poolbert.errors import PoolbertError
-from poolbert.tune.storage import sqlalchemy_url
+from poolbert.tuning.storage import sqlalchemy_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = ("COMPLETE", "PRUNED")
@@ -278,7 +278,7 @@ def saved_model(path: Path, model_dir: Path) -> None:
 def test_kill_during_a_model_save_never_leaves_a_half_model(tiny, tmp_path, previous,
                                                              mode):
     from poolbert.cli.evaluate_cmd import locate
-    from poolbert.export import resolve_source
+    from poolbert.exporting import resolve_source
     from poolbert.model import load_model
 
     run_dir = tmp_path / "study" / "heads" / "cls" / "best"

@@ -15,7 +15,7 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 
 from poolbert.cli import main
-from poolbert.report import (
+from poolbert.reporting import (
     HeadData,
     best_confusion,
     build_report,
@@ -24,10 +24,10 @@ from poolbert.report import (
     load_study_dir,
     plot_loss_curve,
 )
-from poolbert.report.figures._common import FigureSkipped
-from poolbert.report.figures.history import get_history_info
-from poolbert.report.figures.slices import get_slices_info
-from poolbert.tune.storage import existing_storage_url, open_existing_storage
+from poolbert.reporting.figures._common import FigureSkipped
+from poolbert.reporting.figures.history import get_history_info
+from poolbert.reporting.figures.slices import get_slices_info
+from poolbert.tuning.storage import existing_storage_url, open_existing_storage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["entailment", "not_entailment"]

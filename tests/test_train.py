@@ -9,9 +9,9 @@ import torch
 from helpers import tiny_bert_dir, tiny_glue_dir
 
 from poolbert.config import RunConfig
-from poolbert.evaluate import Scoring, evaluate
 from poolbert.model import PoolbertForSequenceClassification
-from poolbert.train import NonFiniteLoss, Resources, train
+from poolbert.scoring import ScoreOptions, score_split
+from poolbert.training import NonFiniteLoss, Resources, fit
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def config_for(setup, **train) -> RunConfig:
 
 
 def test_smoke_train_learns_a_learnable_task(setup):
-    result = train(config_for(setup), quiet=True)
+    result = fit(config_for(setup), quiet=True)
     steps = [r for r in result.history if r["type"] == "step"]
     evals = [r for r in result.history if r["type"] == "eval"]
     assert len(evals) == 4 and len(steps) == 4 * math.ceil(96 / 8)
@@ -53,8 +53,8 @@ def test_smoke_train_learns_a_learnable_task(setup):
 def test_same_seed_gives_identical_runs(setup):
     config = config_for(setup, num_train_epochs=2)
     resources = Resources.load(config)
-    a = train(config, resources, quiet=True)
-    b = train(config, resources, quiet=True)
+    a = fit(config, resources, quiet=True)
+    b = fit(config, resources, quiet=True)
     timing = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
               "train_runtime", "train_samples_per_second")
 
@@ -69,12 +69,12 @@ def test_same_seed_gives_identical_runs(setup):
 def test_returned_model_holds_the_best_epoch(setup):
     config = config_for(setup, num_train_epochs=3, learning_rate=1e-2)
     resources = Resources.load(config)
-    result = train(config, resources, quiet=True)
+    result = fit(config, resources, quiet=True)
     evals = [r for r in result.history if r["type"] == "eval"]
     best = max(evals, key=lambda r: r["eval_accuracy"])
     assert result.metrics["best_epoch"] == best["epoch"]
     enc = resources.cache.get(resources.data.validation, config.train.max_length)
-    rescored = evaluate(result.model, enc, Scoring(torch.device("cpu"), "fp32", 0, 64))
+    rescored = score_split(result.model, enc, ScoreOptions(torch.device("cpu"), "fp32", 0, 64))
     assert rescored.metrics["eval_accuracy"] == best["eval_accuracy"]
 
 
@@ -90,12 +90,12 @@ def test_epoch_hook_sees_each_epoch_and_can_stop_the_run(setup):
             raise Stop
 
     with pytest.raises(Stop):
-        train(config_for(setup), on_epoch=hook, quiet=True)
+        fit(config_for(setup), on_epoch=hook, quiet=True)
     assert [e for e, _ in seen] == [1, 2]
 
 
 def test_gradient_accumulation_counts_optimizer_steps(setup):
-    result = train(config_for(setup, num_train_epochs=1, gradient_accumulation_steps=3), quiet=True)
+    result = fit(config_for(setup, num_train_epochs=1, gradient_accumulation_steps=3), quiet=True)
     steps = [r for r in result.history if r["type"] == "step"]
     assert len(steps) == math.ceil(math.ceil(96 / 8) / 3)
 
@@ -111,7 +111,7 @@ def test_non_finite_loss_stops_the_run(setup, monkeypatch):
 
     monkeypatch.setattr(PoolbertForSequenceClassification, "forward", nan_forward)
     with pytest.raises(NonFiniteLoss, match="nan"):
-        train(config_for(setup, num_train_epochs=1), quiet=True)
+        fit(config_for(setup, num_train_epochs=1), quiet=True)
 
 
 def test_eval_batch_size_defaults_by_device_and_a_given_one_is_kept():
@@ -155,7 +155,7 @@ def test_training_reads_the_device_a_few_times_per_epoch_not_per_step(setup, mon
     config = config_for(setup, num_train_epochs=2, batch_size=2)
     resources = Resources.load(config)
     reads = count_host_reads(monkeypatch)
-    result = train(config, resources, quiet=True)
+    result = fit(config, resources, quiet=True)
     steps = [r for r in result.history if r["type"] == "step"]
     assert len(steps) == 2 * 48  # every step still has its loss in the history
     assert all(math.isfinite(r["loss"]) for r in steps)
@@ -177,14 +177,14 @@ def test_a_nan_loss_stops_the_run_at_the_next_read_naming_its_first_step(setup, 
 
     monkeypatch.setattr(PoolbertForSequenceClassification, "forward", nan_from_step_5)
     with pytest.raises(NonFiniteLoss, match=r"became nan at step 5 \(epoch 1\)"):
-        train(config_for(setup, num_train_epochs=3, batch_size=2), quiet=True)
-    from poolbert.train import SYNC_EVERY
+        fit(config_for(setup, num_train_epochs=3, batch_size=2), quiet=True)
+    from poolbert.training import SYNC_EVERY
 
     assert calls[0] == SYNC_EVERY  # found at the first read, long before the run's 144 steps
 
 
 def test_each_epoch_records_its_training_time(setup):
-    result = train(config_for(setup, num_train_epochs=2), quiet=True)
+    result = fit(config_for(setup, num_train_epochs=2), quiet=True)
     evals = [r for r in result.history if r["type"] == "eval"]
     assert all(r["train_runtime"] > 0 for r in evals)
     assert all(r["train_samples_per_second"] == pytest.approx(96 / r["train_runtime"])

@@ -86,7 +86,7 @@ def test_quick_preset_trains_on_all_of_train_on_a_gpu_and_a_subset_on_a_cpu(tmp_
                                                                               monkeypatch):
     import torch
 
-    from poolbert.tune.summary import budget_text
+    from poolbert.tuning.summary import budget_text
 
     out = str(tmp_path / "s")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -7,11 +7,11 @@ import json
 import optuna
 import pytest
 import torch
-from helpers import fake_result, fake_train, tiny_bert_dir, tiny_glue_dir, tiny_run_config
+from helpers import fake_fit, fake_result, tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
-from poolbert.train import NonFiniteLoss, Resources, train
-from poolbert.tune import BestKeeper, Objective, TrialFailed, TrialSetup, load_space
-from poolbert.tune.worker import make_pruner
+from poolbert.training import NonFiniteLoss, Resources, fit
+from poolbert.tuning import BestKeeper, Objective, TrialFailed, TrialSetup, load_space
+from poolbert.tuning.worker import make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -23,18 +23,18 @@ def resources(tmp_path_factory):
     return config, Resources.load(config)
 
 
-def make_objective(tmp_path, resources, train_fn=fake_train, head="cls"):
+def make_objective(tmp_path, resources, fit_fn=fake_fit, head="cls"):
     config, res = resources
     space = load_space("quick").for_head(head)
     keeper = BestKeeper(tmp_path / "heads" / head, head, "dev")
-    return Objective(TrialSetup(config, head, space, res, keeper), train_fn)
+    return Objective(TrialSetup(config, head, space, res, keeper), fit_fn)
 
 
 PARAMS = {"learning_rate": 2e-4, "num_train_epochs": 2, "max_length": 64, "dropout": 0.1}
 
 
 def test_fixed_trial_with_real_training(tmp_path, resources):
-    objective = make_objective(tmp_path, resources, train_fn=train)
+    objective = make_objective(tmp_path, resources, fit_fn=fit)
     trial = optuna.trial.FixedTrial(PARAMS)
     value = objective(trial)
     assert 0.0 <= value <= 1.0
@@ -57,10 +57,10 @@ def test_fixed_trial_with_real_training(tmp_path, resources):
 def test_only_a_better_trial_replaces_the_best(tmp_path, resources):
     accuracies = iter([0.5, 0.75, 0.6, 0.75])
 
-    def train_fn(config, res, on_epoch=None, quiet=False, epoch_selection="best"):
+    def fit_fn(config, res, on_epoch=None, quiet=False, epoch_selection="best"):
         return fake_result(config, res, next(accuracies), 2)
 
-    objective = make_objective(tmp_path, resources, train_fn)
+    objective = make_objective(tmp_path, resources, fit_fn)
     study = optuna.create_study(direction="maximize")
     study.optimize(objective, n_trials=4)
     best = json.loads((tmp_path / "heads" / "cls" / "best.json").read_text())
@@ -108,10 +108,10 @@ def test_no_pruning_at_epoch_one(tmp_path, resources):
 
 
 def raising(exc):
-    def train_fn(config, res, on_epoch=None, quiet=False, epoch_selection="best"):
+    def fit_fn(config, res, on_epoch=None, quiet=False, epoch_selection="best"):
         on_epoch(1, {"eval_accuracy": 0.5})
         raise exc
-    return train_fn
+    return fit_fn
 
 
 def test_nan_loss_becomes_a_pruned_trial_with_a_reason(tmp_path, resources):

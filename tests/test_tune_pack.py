@@ -12,8 +12,8 @@ import torch
 from helpers import tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
 from poolbert.pack import Pack
-from poolbert.tune import TuneConfig, pack_worker, run_study
-from poolbert.tune.storage import open_storage
+from poolbert.tuning import TuneConfig, pack_worker, run_study
+from poolbert.tuning.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -10,7 +10,7 @@ import yaml
 
 from poolbert.config import RunConfig
 from poolbert.errors import PoolbertError
-from poolbert.tune import load_space, trial_config
+from poolbert.tuning import load_space, trial_config
 
 LR = {"type": "float", "low": 1e-5, "high": 1e-4, "log": True}
 

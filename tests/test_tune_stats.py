@@ -1,4 +1,4 @@
-"""poolbert.tune.stats on inputs with known answers."""
+"""poolbert.tuning.stats on inputs with known answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from poolbert.tune import stats
+from poolbert.tuning import stats
 
 
 def test_mcnemar_exact_known_value():

@@ -15,14 +15,14 @@ import optuna
 import pytest
 import torch
 import yaml
-from helpers import fake_result, fake_train, tiny_bert_dir, tiny_glue_dir, tiny_run_config
+from helpers import fake_fit, fake_result, tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
 from poolbert.errors import PoolbertError
 from poolbert.text import redact
-from poolbert.train import NonFiniteLoss
-from poolbert.tune import TuneConfig, load_space, run_study
-from poolbert.tune.storage import open_storage
-from poolbert.tune.worker import OwnedTPESampler
+from poolbert.training import NonFiniteLoss
+from poolbert.tuning import TuneConfig, load_space, run_study
+from poolbert.tuning.storage import open_storage
+from poolbert.tuning.worker import OwnedTPESampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -61,14 +61,14 @@ class Scripted:
         error = self.script.get(self.calls)
         if error is not None:
             raise error
-        return fake_train(config, res, on_epoch, quiet, epoch_selection)
+        return fake_fit(config, res, on_epoch, quiet, epoch_selection)
 
 
 def test_nan_and_out_of_memory_are_recorded_and_the_study_goes_on(tiny, tmp_path):
     tc = settings(tiny, tmp_path / "s")
-    train_fn = Scripted({1: torch.cuda.OutOfMemoryError("CUDA out of memory"),
+    fit_fn = Scripted({1: torch.cuda.OutOfMemoryError("CUDA out of memory"),
                          2: NonFiniteLoss("training loss became nan at step 1")})
-    summary = run_study(tc, train_fn)
+    summary = run_study(tc, fit_fn)
     trials = load_trials(tc)
     assert [t.state.name for t in trials] == ["FAIL", "PRUNED", "COMPLETE", "COMPLETE"]
     rows = read_csv(tmp_path / "s" / "trials.csv")
@@ -107,46 +107,46 @@ def test_interrupted_study_resumes_with_only_the_remaining_budget(tiny, tmp_path
 
 
 def test_existing_study_with_another_space_is_refused(tiny, tmp_path):
-    run_study(settings(tiny, tmp_path / "s", n_trials=1), fake_train)
+    run_study(settings(tiny, tmp_path / "s", n_trials=1), fake_fit)
     wide = tmp_path / "other.yaml"
     wide.write_text(yaml.safe_dump({"heads": {"cls": {"params": {"learning_rate": {
         "type": "float", "low": 1e-5, "high": 1e-3, "log": True}}}}}))
     with pytest.raises(PoolbertError, match=r"study 's-cls' .* exists with a different "
                                             r"search_space .*--study-name"):
-        run_study(settings(tiny, tmp_path / "s", space=str(wide)), fake_train)
+        run_study(settings(tiny, tmp_path / "s", space=str(wide)), fake_fit)
     with pytest.raises(PoolbertError, match="different protocol"):
-        run_study(settings(tiny, tmp_path / "s", select_on="holdout"), fake_train)
+        run_study(settings(tiny, tmp_path / "s", select_on="holdout"), fake_fit)
     # another study name in the same storage is a fresh study
     run_study(settings(tiny, tmp_path / "s", space=str(wide), study_name="wide",
-                       n_trials=1), fake_train)
+                       n_trials=1), fake_fit)
 
 
 def test_a_study_from_before_a_setting_existed_resumes_at_its_default(tiny, tmp_path):
     tc = settings(tiny, tmp_path / "s", n_trials=1)
-    run_study(tc, fake_train)
+    run_study(tc, fake_fit)
     study = optuna.load_study(study_name=f"{tc.name}-cls", storage=open_storage(tc))
     older = dict(study.user_attrs["fixed_settings"])
     for added in ("metric", "class_weights", "early_stopping_patience", "calibrate"):
         del older[added]  # as a study made before these settings existed stored it
     study.set_user_attr("fixed_settings", older)
-    run_study(settings(tiny, tmp_path / "s", n_trials=2), fake_train)  # defaults: resumes
+    run_study(settings(tiny, tmp_path / "s", n_trials=2), fake_fit)  # defaults: resumes
     assert len(load_trials(tc)) == 2
     other = settings(tiny, tmp_path / "s", n_trials=3)
     other.run.train.metric = "loss"
     with pytest.raises(PoolbertError, match=r"different fixed_settings \(metric: auto -> loss"):
-        run_study(other, fake_train)
+        run_study(other, fake_fit)
 
 
 def test_output_dir_that_is_not_a_study_is_refused(tiny, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.json").write_text("{}")
     with pytest.raises(PoolbertError, match="not a poolbert study"):
-        run_study(settings(tiny, tmp_path / "run"), fake_train)
+        run_study(settings(tiny, tmp_path / "run"), fake_fit)
 
 
 def test_trial_of_a_dead_worker_is_failed_and_rerun_with_its_parameters(tiny, tmp_path):
     tc = settings(tiny, tmp_path / "s", n_trials=2)
-    run_study(settings(tiny, tmp_path / "s", n_trials=1), fake_train)
+    run_study(settings(tiny, tmp_path / "s", n_trials=1), fake_fit)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     study = optuna.load_study(study_name="s-cls", storage=open_storage(tc))
@@ -156,7 +156,7 @@ def test_trial_of_a_dead_worker_is_failed_and_rerun_with_its_parameters(tiny, tm
         trial = study.ask()  # a trial left RUNNING by a process that no longer exists
     load_space("quick").for_head("cls").suggest(trial)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
-    run_study(tc, fake_train)
+    run_study(tc, fake_fit)
     trials = load_trials(tc)
     assert trials[1].state.name == "FAIL"
     assert trials[1].user_attrs["fail_reason"] == "worker process died during the trial"
@@ -169,13 +169,13 @@ def test_trial_of_a_dead_worker_is_failed_and_rerun_with_its_parameters(tiny, tm
 def test_holdout_protocol_scores_dev_once_and_keeps_last_epochs(tiny, tmp_path):
     seen = []
 
-    def train_fn(config, res, on_epoch=None, quiet=False, epoch_selection="best"):
+    def fit_fn(config, res, on_epoch=None, quiet=False, epoch_selection="best"):
         seen.append((len(res.data.train), len(res.data.validation), epoch_selection))
         return fake_result(config, res, 0.75, config.train.num_train_epochs)
 
     tc = settings(tiny, tmp_path / "s", n_trials=1, final_seeds=1, select_on="holdout",
                   holdout_fraction=0.25)
-    summary = run_study(tc, train_fn)
+    summary = run_study(tc, fit_fn)
     assert seen == [(24, 8, "best"), (32, 16, "last")]  # trial on train/holdout; seed on all
     assert summary["selection"] == "holdout"
     assert "not used to choose anything" in summary["select_on_description"]
@@ -190,7 +190,7 @@ def test_database_password_never_reaches_a_file(tiny, tmp_path):
     tc = settings(tiny, tmp_path / "s", storage=url,
                   command=["poolbert", "tune", "--storage", url])
     with pytest.raises(PoolbertError) as info:
-        run_study(tc, fake_train)  # nothing listens on port 1
+        run_study(tc, fake_fit)  # nothing listens on port 1
     assert "s3cret" not in str(info.value) and "alice:***@" in str(info.value)
     assert not (tmp_path / "s").exists()  # refused before anything is written
     record = json.dumps(tc.to_dict())  # what config.json holds once a storage opens
@@ -235,7 +235,7 @@ def test_ctrl_c_inside_optuna_leaves_no_trial_running(tiny, tmp_path, monkeypatc
     """A Ctrl-C that lands while Optuna creates or tells a trial waits for a safe point (the
     next training step, or between trials): no trial is left RUNNING, and resuming meets the
     budget exactly."""
-    from poolbert.tune import worker
+    from poolbert.tuning import worker
 
     def sampler(tc, n_trials, index, n_existing):
         return SignalInSampler(hook, 1, seed=tc.run.train.seed + n_existing,
@@ -268,14 +268,14 @@ def test_rerunning_a_finished_study_keeps_its_wall_time(tiny, tmp_path):
         import time
 
         time.sleep(0.4)  # the first command's trials take time; a rerun trains nothing
-        return fake_train(*args, **kwargs)
+        return fake_fit(*args, **kwargs)
 
     tc = settings(tiny, tmp_path / "s", final_seeds=1)
-    first = run_study(tc, train_fn=slow_train)["wall_time_s"]
+    first = run_study(tc, fit_fn=slow_train)["wall_time_s"]
     assert first >= 1.6  # 3 trials and a seed run
-    again = run_study(settings(tiny, tmp_path / "s", final_seeds=1), train_fn=slow_train)
+    again = run_study(settings(tiny, tmp_path / "s", final_seeds=1), fit_fn=slow_train)
     assert again["wall_time_s"] == first
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["wall_time_s"] == first
     more = run_study(settings(tiny, tmp_path / "s", final_seeds=1, n_trials=4),
-                     train_fn=slow_train)
+                     fit_fn=slow_train)
     assert more["wall_time_s"] != first  # a command that trained again reports its own time

@@ -7,10 +7,10 @@ import os
 
 import optuna
 import pytest
-from helpers import fake_train, tiny_bert_dir, tiny_glue_dir, tiny_run_config
+from helpers import fake_fit, tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
-from poolbert.tune import TuneConfig, run_study
-from poolbert.tune.storage import open_storage
+from poolbert.tuning import TuneConfig, run_study
+from poolbert.tuning.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -32,7 +32,7 @@ def two_workers(tiny, tmp_path, monkeypatch, storage, study_name=None) -> TuneCo
                     space="quick", n_trials=5, final_seeds=0, select_on="dev", quiet=True,
                     pruner="none", n_workers=2, storage=storage, study_name=study_name,
                     command=["poolbert", "tune", "--storage", str(storage)])
-    summary = run_study(tc, fake_train)
+    summary = run_study(tc, fake_fit)
     study = optuna.load_study(study_name=f"{tc.name}-cls", storage=open_storage(tc))
     trials = study.get_trials()
     numbers = [t.number for t in trials]
@@ -72,7 +72,7 @@ def test_two_workers_on_postgresql_and_no_password_on_disk(tiny, tmp_path, monke
 
 def gpu_plan(n_workers=None, trials_per_gpu=1, device="auto", gpus=("0", "1")):
     from poolbert.config import RunConfig
-    from poolbert.tune.study import plan_workers
+    from poolbert.tuning.study import plan_workers
 
     run = RunConfig()
     run.train.device = device
@@ -98,7 +98,7 @@ def test_cpu_and_named_devices_are_not_pinned():
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     import torch
 
-    from poolbert.tune.study import visible_gpus
+    from poolbert.tuning.study import visible_gpus
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
@@ -110,7 +110,7 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
 
 
 def test_worker_process_is_pinned_before_it_runs(monkeypatch):
-    from poolbert.tune import worker
+    from poolbert.tuning import worker
 
     seen = []
     monkeypatch.setattr(worker, "run_worker", lambda job, fn: seen.append(
@@ -118,7 +118,7 @@ def test_worker_process_is_pinned_before_it_runs(monkeypatch):
     monkeypatch.setattr(worker, "_quiet_logs", lambda: None)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     job = worker.WorkerJob(tune=None, space=None, index=1, gpu="1")
-    worker.worker_process(job, fake_train, errors=None)
+    worker.worker_process(job, fake_fit, errors=None)
     assert seen == ["1"]
 
 
@@ -128,7 +128,7 @@ def test_a_dead_unreaped_worker_counts_as_dead():
     import sys
     import time
 
-    from poolbert.tune.storage import _alive
+    from poolbert.tuning.storage import _alive
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
@@ -145,7 +145,7 @@ def test_a_dead_unreaped_worker_counts_as_dead():
 def test_tables_created_by_two_commands_at_once_count_as_a_race_not_an_error():
     import sqlalchemy.exc
 
-    from poolbert.tune.storage import _creation_race
+    from poolbert.tuning.storage import _creation_race
 
     sqlite = sqlalchemy.exc.OperationalError("CREATE TABLE study_directions", {},
                                              Exception("table study_directions already exists"))
@@ -157,9 +157,9 @@ def test_tables_created_by_two_commands_at_once_count_as_a_race_not_an_error():
 DIES_AFTER_ASK = """
 import os, sys
 import optuna
-from poolbert.tune.worker import make_sampler
+from poolbert.tuning.worker import make_sampler
 from poolbert.config import RunConfig
-from poolbert.tune import TuneConfig
+from poolbert.tuning import TuneConfig
 
 tc = TuneConfig(run=RunConfig(), output_dir=".")
 study = optuna.create_study(study_name="s", storage=sys.argv[1], load_if_exists=True,
@@ -175,7 +175,7 @@ def test_a_worker_dying_as_its_trial_is_created_does_not_strand_the_trial(tmp_pa
     import subprocess
     import sys
 
-    from poolbert.tune.storage import fail_dead_workers
+    from poolbert.tuning.storage import fail_dead_workers
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     subprocess.run([sys.executable, "-c", DIES_AFTER_ASK, url], check=True, timeout=120)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import RunConfig
+from .data import LoadedData, task_spec
 from .errors import PoolbertError
 
 # --metric name -> the metrics.json key holding it
@@ -245,10 +247,10 @@ class Criterion:
         return better(a, b, self.metric)
 
 
-def criterion_for(asked: str, problem_type: str, task: str | None, num_labels: int) -> Criterion:
-    """The criterion of a run on `task` (None: custom data) with `num_labels` labels."""
-    from .data import task_spec
-
-    spec = task_spec(task)
-    return Criterion(resolve_metric(asked, problem_type, spec.metric if spec else None,
-                                    num_labels), problem_type)
+def criterion(config: RunConfig, data: LoadedData) -> Criterion:
+    """What runs of `config` on `data` are judged by: --metric, else the task's own metric,
+    else the problem type's usual one."""
+    spec = task_spec(config.data.task)
+    metric = resolve_metric(config.train.metric, data.problem_type,
+                            spec.metric if spec else None, len(data.label_names))
+    return Criterion(metric, data.problem_type)

@@ -5,13 +5,13 @@ kernel launches. A pack fuses K runs' encoders (poolbert.fusion) so each launch 
 work. Every member keeps what makes it its own run: its head, its learning rate and schedule,
 warm-up, weight decay, classifier dropout, max_length, epochs, batch order, gradient clipping,
 its best epoch and its history. With dropout off, a member's losses and weights are those of
-the same run trained alone by `train()` (tests/test_pack.py), up to float rounding.
+the same run trained alone by `fit()` (tests/test_pack.py), up to float rounding.
 
 Members share the model, the training data and the batch size, so every member has the same
 number of steps per epoch: members join only between epochs, and one epoch of the pack is one
 epoch of every member. A member whose loss turns non-finite leaves at the next loss read; on
-out-of-memory the pack sheds its second half and retries the step. `train()` knows nothing of
-packs; a study's worker (poolbert.tune.pack_worker) decides who joins and who leaves.
+out-of-memory the pack sheds its second half and retries the step. `fit()` knows nothing of
+packs; a study's worker (poolbert.tuning.pack_worker) decides who joins and who leaves.
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ from .device import (
     is_out_of_memory,
     pad_multiple,
 )
-from .evaluate import Scores, Scoring, scores_of
 from .fusion import fuse
-from .metrics import Criterion
+from .metrics import Criterion, criterion
 from .model import (
     PoolbertForSequenceClassification,
     drop_encoder_pooler,
     encoder_mask,
     task_loss,
 )
+from .scoring import ScoreOptions, Scores, score_logits
 from .tracking import History, RecordHook
-from .train import (
+from .training import (
     SYNC_EVERY,
     Resources,
     StepLog,
@@ -61,7 +61,7 @@ from .train import (
     selection_fits,
 )
 
-BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train() uses
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which fit() uses
 
 
 def linear_schedule(step: int, warmup: int, total: int) -> float:
@@ -152,8 +152,8 @@ class Pack:
     def add(self, key: Any, config: RunConfig, epoch_selection: str = "best",
             on_record: RecordHook | None = None) -> Member:
         """A new run (between epochs): the base encoder's weights and a fresh head, drawn from
-        the run's seed exactly as `train()` draws it; it keeps its best epoch or its last, as
-        `train()`'s `epoch_selection`."""
+        the run's seed exactly as `fit()` draws it; it keeps its best epoch or its last, as
+        `fit()`'s `epoch_selection`."""
         t = config.train
         if t.batch_size != self.batch_size or t.gradient_accumulation_steps != self.accumulation:
             raise ValueError("the members of a pack share batch size and gradient accumulation")
@@ -168,7 +168,7 @@ class Pack:
         optimizer = make_optimizer(head, t.learning_rate, t.weight_decay,
                                    self.device.type == "cuda")
         member = Member(key, config, head, optimizer, train_enc, val_enc, total, warmup,
-                        self.resources.criterion(config),
+                        criterion(config, self.resources.data),
                         loss_weights(config, self.resources.data, self.device),
                         keep_last=epoch_selection == "last", history=History(on_record))
         zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
@@ -371,7 +371,7 @@ class Pack:
 
     @torch.no_grad()
     def _evaluate(self, elapsed: float) -> list[EpochOutcome]:
-        """Every member scored on its validation set in one pass, as `evaluate()` scores."""
+        """Every member scored on its validation set in one pass, as `score_split()` scores."""
         self._train_mode(False)
         start = time.perf_counter()
         size = eval_batch_size(self.members[0].config.train.eval_batch_size, self.device)
@@ -392,16 +392,16 @@ class Pack:
             found = torch.cat(logits[idx]).cpu().numpy()
             out = np.zeros_like(found)
             out[np.concatenate(orders[idx])] = found
-            scores = scores_of(m.val_enc.labels, out, totals[idx], len(orders[idx]), runtime,
+            scores = score_logits(m.val_enc.labels, out, totals[idx], len(orders[idx]), runtime,
                                self._scoring(m))
             self._record(m, idx, scores, elapsed)
             outcomes.append(EpochOutcome(m, scores))
         return outcomes
 
-    def _scoring(self, m: Member) -> Scoring:
-        """How a member's validation set is scored, as `train()` scores it."""
+    def _scoring(self, m: Member) -> ScoreOptions:
+        """How a member's validation set is scored, as `fit()` scores it."""
         t = m.config.train
-        return Scoring(self.device, self.precision, self.resources.tokenizer.pad_token_id or 0,
+        return ScoreOptions(self.device, self.precision, self.resources.tokenizer.pad_token_id or 0,
                        t.eval_batch_size, t.attention, m.judge.problem_type,
                        threshold=selection_fits(m.config, m.keep_last)[1],
                        threshold_metric=m.judge.metric)
@@ -422,7 +422,7 @@ class Pack:
     # ----------------------------------------------------------------- results
 
     def result(self, m: Member) -> TrainResult:
-        """The member's run as `train()` returns it: its best epoch's model, calibrated, on
+        """The member's run as `fit()` returns it: its best epoch's model, calibrated, on
         the CPU."""
         if m.best is None or m.last_scores is None:
             raise ValueError("a member has a result only after an epoch")
@@ -443,7 +443,7 @@ class Pack:
 def train_together(configs: list[RunConfig], resources: Resources, epoch_selection: str = "best",
                    on_record: list[RecordHook | None] | None = None) -> list[TrainResult | str]:
     """Train `configs` as one pack until each has run its epochs; each run's TrainResult, or
-    the reason it failed. (A study's worker refills the pack instead: tune.pack_worker.)"""
+    the reason it failed. (A study's worker refills the pack instead: tuning.pack_worker.)"""
     from .device import resolve_device, resolve_precision
 
     t = configs[0].train

@@ -2,7 +2,7 @@
 
 `predict_file` streams a table in chunks (read by `poolbert.tables`, texts checked by
 `data.texts_of`); `predict_split` scores a GLUE split and can write the GLUE server's submission
-file. Models are found and loaded as `poolbert export` finds them (`export.sources`).
+file. Models are found and loaded as `poolbert export` finds them (`exporting.sources`).
 
 A backend runs the model and gives logits only: `TorchBackend` (the PyTorch model) or
 `OnnxBackend` (an export's ONNX graph in ONNX Runtime, `--backend onnxruntime`);
@@ -38,9 +38,8 @@ from .device import (
     resolve_precision,
 )
 from .errors import PoolbertError
-from .evaluate import Scoring, predict_logits
-from .export.onnx import ONNX_FILE, OnnxClassifier, graph_logits, load_graph
-from .export.sources import (
+from .exporting.onnx import ONNX_FILE, OnnxClassifier, graph_logits, load_graph
+from .exporting.sources import (
     Source,
     TrainingInfo,
     label_names,
@@ -51,6 +50,7 @@ from .export.sources import (
 from .files import atomic_open
 from .metrics import probabilities
 from .model import calibration_of, problem_of
+from .scoring import ScoreOptions, predict_logits
 from .tables import check_output_file, check_readable, check_writable, open_table, read_chunks
 
 # the first of these in the input is copied into the predictions, so rows can be matched up
@@ -83,7 +83,7 @@ class TorchBackend:
     pad_id: int
 
     def logits(self, enc: Encoded) -> np.ndarray:
-        how = Scoring(self.device, resolve_precision("auto", self.device), self.pad_id,
+        how = ScoreOptions(self.device, resolve_precision("auto", self.device), self.pad_id,
                       self.batch_size, problem_type=problem_of(self.model.config))
         return predict_logits(self.model, enc, how)[0]
 

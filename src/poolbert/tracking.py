@@ -1,6 +1,6 @@
 """Experiment tracking (`--report-to tensorboard,mlflow,wandb`), each tool through its own library.
 
-A run's history rows (poolbert.train) are the one source. `History` hands every row to an
+A run's history rows (poolbert.training) are the one source. `History` hands every row to an
 `on_record` hook as it is appended; `Tracking.record` is that hook and sends the row to each
 tool, so what a tool holds equals history.jsonl, and nothing is read from the device for it
 (step rows arrive when `StepLog` reads the losses, every SYNC_EVERY steps and at each epoch end).
@@ -291,7 +291,7 @@ class Tracking:
         return self.record if self.trackers else None
 
     def hook(self) -> dict[str, RecordHook]:
-        """`on_record` for train(), only where something is tracked (so a train function
+        """`on_record` for fit(), only where something is tracked (so a train function
         without the parameter, such as the tests' stand-ins, still works untracked)."""
         return {"on_record": self.record} if self.trackers else {}
 

@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def locate(model_dir: str) -> tuple[Path, Path | None]:
     """(model folder, the run's config.json or None), found as export and predict find them: a
     run directory, its model/ folder, an exported folder or a study (its best head)."""
-    from ..export import resolve_source
+    from ..exporting import resolve_source
 
     source = resolve_source(model_dir)
     run_config = source.run.config_file if source.run else None
@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
     from ..device import resolve_device, resolve_precision
-    from ..evaluate import Scoring, evaluate
-    from ..export import load_classifier
+    from ..exporting import load_classifier
     from ..files import read_json
+    from ..scoring import ScoreOptions, score_split
     from .common import run_settings_given
 
     quiet_libraries(args.quiet)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     enc = TokenCache(tokenizer).get(split, config.train.max_length)
     device = resolve_device(args.device)
-    scores = evaluate(model.to(device), enc, Scoring(
+    scores = score_split(model.to(device), enc, ScoreOptions(
         device, resolve_precision("auto", device), tokenizer.pad_token_id or 0, args.batch_size))
     text = json.dumps(scores.metrics, indent=2)
     print(text)

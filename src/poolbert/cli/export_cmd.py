@@ -41,7 +41,7 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import EXPORT_INFO, describe_onnx, export_model, folder_files, human_size
+    from ..exporting import EXPORT_INFO, describe_onnx, export_model, folder_files, human_size
     from ..files import read_json
 
     quiet_libraries(True)

@@ -106,7 +106,7 @@ def readme_tables() -> dict[str, str]:
     """Each README option table (between `<!-- options: NAME -->` and `<!-- /options -->`) as
     the settings' declarations make it: "run" for the data, model and training sections,
     "tune" for the study's own settings."""
-    from ..tune.settings import TuneConfig
+    from ..tuning.settings import TuneConfig
 
     return {"run": options_table(*SECTIONS.values()), "tune": options_table(TuneConfig)}
 

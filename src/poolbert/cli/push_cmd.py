@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import push
+    from ..exporting import push
 
     quiet_libraries(True)
     push(args.source, args.repo_id, private=args.private, revision=args.revision,

@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import build_any_report
+    from ..reporting import build_any_report
 
     index = build_any_report(Path(args.directory), storage=args.storage)
     print(f"report written: {index}")

@@ -26,9 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import plot_loss_curve
+    from ..reporting import plot_loss_curve
     from ..tracking import Plan, check_tools
-    from ..train import Resources, run_record, save_run, train
+    from ..training import Resources, fit, run_record, save_run
 
     config = config_from_args(args)
     tools = check_tools(config.train.report_to)  # before any work, as the output directory
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     # the trackers log into the temporary folder while training; it becomes `out` at the end
     with atomic_dir(out, args.overwrite) as tmp, Plan(tools, tmp, moves_to=out).start(
             out.resolve().name, config.to_dict(), {"head": config.model.pooling}) as tracking:
-        result = train(config, resources, quiet=args.quiet, on_record=tracking.on_record)
+        result = fit(config, resources, quiet=args.quiet, on_record=tracking.on_record)
         save_run(result, run_record(config, resources, command_line()), resources, tmp,
                  save_model=args.save_model)
         plot_loss_curve(result.history, tmp / "loss_curve.png",

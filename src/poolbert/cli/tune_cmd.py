@@ -9,7 +9,7 @@ import sys
 from ..config import ALIASES, apply_overrides, flatten, read_settings_file
 from ..device import resolve_device
 from ..errors import PoolbertError
-from ..tune.settings import PRESETS, TuneConfig, preset_run_settings
+from ..tuning.settings import PRESETS, TuneConfig, preset_run_settings
 from . import flags
 from .common import (
     add_run_flags,
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..interrupts import sigterm_as_interrupt
-    from ..tune import run_study
+    from ..tuning import run_study
 
     tc = tune_config_from_args(args)
     quiet_libraries(args.quiet)
@@ -78,7 +78,7 @@ def user_settings(args: argparse.Namespace) -> set[str]:
 
 def _refuse_fixed_and_searched(tc: TuneConfig, args: argparse.Namespace) -> None:
     """Unknown heads, and flags fixing a searched setting (ambiguous), fail before any work."""
-    from ..tune import load_space
+    from ..tuning import load_space
 
     space = load_space(tc.space)
     space.check_heads(tc.heads)
@@ -93,7 +93,7 @@ def _refuse_fixed_and_searched(tc: TuneConfig, args: argparse.Namespace) -> None
 
 def build_report(tc: TuneConfig) -> None:
     """Figures and index.html; a failure here leaves the finished study as it is."""
-    from ..report import build_report as draw
+    from ..reporting import build_report as draw
 
     storage = tc.storage if tc.storage and "://" in tc.storage else None
     try:

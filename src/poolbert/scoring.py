@@ -1,4 +1,4 @@
-"""Scoring a split: the model's logits in one pass, then the metrics of the problem type
+"""ScoreOptions a split: the model's logits in one pass, then the metrics of the problem type
 (poolbert.metrics), with runtime and throughput."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Scores:
 
 
 @dataclass(frozen=True)
-class Scoring:
+class ScoreOptions:
     """How a split is scored: where, in which precision, padded with which token, and how
     logits become decisions."""
 
@@ -49,7 +49,7 @@ class Scoring:
 
 @torch.no_grad()
 def predict_logits(model: PreTrainedModel, enc: Encoded,
-                   how: Scoring) -> tuple[np.ndarray, float, int]:
+                   how: ScoreOptions) -> tuple[np.ndarray, float, int]:
     """Logits in the split's order, the summed loss over labelled rows, and steps. Results
     stay on the device until the last batch: one read at the end, not one per batch."""
     model.eval()
@@ -74,15 +74,15 @@ def predict_logits(model: PreTrainedModel, enc: Encoded,
     return out, total_loss, len(logits_out)
 
 
-def evaluate(model: PreTrainedModel, enc: Encoded, how: Scoring) -> Scores:
+def score_split(model: PreTrainedModel, enc: Encoded, how: ScoreOptions) -> Scores:
     """Score a labelled split; metric names follow transformers' Trainer (`eval_*`)."""
     start = time.perf_counter()
     logits, total_loss, steps = predict_logits(model, enc, how)
-    return scores_of(enc.labels, logits, total_loss, steps, time.perf_counter() - start, how)
+    return score_logits(enc.labels, logits, total_loss, steps, time.perf_counter() - start, how)
 
 
-def scores_of(labels: np.ndarray, logits: np.ndarray, total_loss: float, steps: int,
-              runtime: float, how: Scoring) -> Scores:
+def score_logits(labels: np.ndarray, logits: np.ndarray, total_loss: float, steps: int,
+              runtime: float, how: ScoreOptions) -> Scores:
     """The metrics of logits (N, C) against a labelled split's labels."""
     probs = probabilities(logits, how.problem_type, how.temperature)
     metrics: dict

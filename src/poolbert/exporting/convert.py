@@ -51,7 +51,7 @@ def export_model(
     quantize: bool = False,
 ) -> Path:
     """Write a Hub-ready folder at `to` (atomically); returns it. See the module docstring.
-    `onnx`: also model.onnx, `quantize`: and model.int8.onnx (`export.onnx.add_onnx`)."""
+    `onnx`: also model.onnx, `quantize`: and model.int8.onnx (`exporting.onnx.add_onnx`)."""
     if quantize and not onnx:
         raise PoolbertError("--quantize needs --onnx (it quantises the ONNX graph)")
     if onnx:

@@ -1,6 +1,6 @@
 """One fine-tuning run, top to bottom: data, model, optimiser, the epoch loop, the best epoch.
 
-`train()` knows nothing of Optuna: a study passes `on_epoch(epoch, metrics)`, which may raise to
+`fit()` knows nothing of Optuna: a study passes `on_epoch(epoch, metrics)`, which may raise to
 stop the run (pruning). `Resources` holds what many runs share: the tokenizer, the token cache
 and the base encoder weights, read from disk once per worker.
 """
@@ -32,10 +32,9 @@ from .device import (
     resolve_precision,
 )
 from .errors import PoolbertError
-from .evaluate import Scores, Scoring, evaluate, scores_of
 from .files import library_versions, write_json, write_jsonl
 from .layout import RunDir, write_predictions
-from .metrics import Criterion, criterion_for, expected_calibration_error, fit_temperature
+from .metrics import Criterion, criterion, expected_calibration_error, fit_temperature
 from .model import (
     PoolbertForSequenceClassification,
     build_model,
@@ -43,6 +42,7 @@ from .model import (
     problem_of,
     task_loss,
 )
+from .scoring import ScoreOptions, Scores, score_logits, score_split
 from .text import first_line
 from .tracking import History, RecordHook
 
@@ -112,8 +112,6 @@ class Resources:
                             problem_type=self.data.problem_type)
         return model.to(device) if device is not None else model
 
-    def criterion(self, config: RunConfig) -> Criterion:
-        return criterion_of(config, self.data)
 
 
 @dataclass
@@ -141,7 +139,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused
     return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
-def train(
+def fit(
     config: RunConfig,
     resources: Resources | None = None,
     on_epoch: EpochHook | None = None,
@@ -156,7 +154,7 @@ def train(
         raise ValueError(f"epoch_selection must be 'best' or 'last', got {epoch_selection!r}")
     t = config.train
     resources = resources or Resources.load(config)
-    judge = resources.criterion(config)
+    judge = criterion(config, resources.data)
     transformers.set_seed(t.seed)  # python, numpy, torch: head init, dropout and batch order
     device = resolve_device(t.device)
     precision = resolve_precision(t.precision, device)
@@ -179,7 +177,7 @@ def train(
     fitted = selection_fits(config, keep_last)
     # multi-label: each epoch's threshold is the best for the run's metric on the selection set
     # (0.5 on a dev set)
-    how = Scoring(device, precision, pad_id, t.eval_batch_size, t.attention,
+    how = ScoreOptions(device, precision, pad_id, t.eval_batch_size, t.attention,
                   judge.problem_type, threshold=fitted[1], threshold_metric=judge.metric)
     # early stopping watches the selection set; a dev set (keep_last) only ever gets scored
     patience = None if keep_last else t.early_stopping_patience
@@ -225,7 +223,7 @@ def train(
             epoch_time = time.perf_counter() - start
             train_time += epoch_time
 
-            scores = evaluate(model, val_enc, how)
+            scores = score_split(model, val_enc, how)
             history.append(eval_record(epoch, step, scores, epoch_time, len(train_enc.labels)))
             value = judge.value(scores.metrics)
             if not quiet:
@@ -293,7 +291,7 @@ def eval_record(epoch: int, step: int, scores: Scores, epoch_time: float, n_trai
 
 
 def calibrate(model: PoolbertForSequenceClassification, scores: Scores, labels: np.ndarray,
-              how: Scoring, temperature: float | None,
+              how: ScoreOptions, temperature: float | None,
               threshold: float | None = None) -> Scores:
     """The kept epoch's scores with a temperature (None: fitted on these examples, the
     selection set) and, for multi-label, a threshold (None: the best on the calibrated
@@ -305,7 +303,7 @@ def calibrate(model: PoolbertForSequenceClassification, scores: Scores, labels: 
         temperature = fit_temperature(scores.logits, labels, how.problem_type)
     raw = expected_calibration_error(scores.probs, labels, how.problem_type)
     calibrated = replace(how, temperature=temperature, threshold=threshold)
-    found = scores_of(labels, scores.logits, 0.0, 0, 0.0, calibrated)
+    found = score_logits(labels, scores.logits, 0.0, 0, 0.0, calibrated)
     if how.problem_type == "multi_label":
         model.config.decision_threshold = found.metrics["eval_threshold"]
     model.config.calibration_temperature = temperature
@@ -330,13 +328,13 @@ def with_calibration(result: TrainResult, labels: np.ndarray, temperature: float
                      threshold: float | None) -> TrainResult:
     """A run's result re-scored with a calibration fitted elsewhere: a study's seed runs under
     the holdout protocol take their best trial's, fitted on the holdout slice."""
-    how = Scoring(torch.device("cpu"), problem_type=problem_of(result.model.config))
+    how = ScoreOptions(torch.device("cpu"), problem_type=problem_of(result.model.config))
     kept = calibrate(result.model, result.scores, labels, how, temperature, threshold)
     return replace(result, metrics={**result.metrics, **kept.metrics}, scores=kept)
 
 
 def score_extra(model: PoolbertForSequenceClassification, resources: Resources,
-                config: RunConfig, how: Scoring) -> dict:
+                config: RunConfig, how: ScoreOptions) -> dict:
     """The kept model on the task's further validation splits (MNLI mismatched), as
     eval_<split>_<metric>."""
     out = {}
@@ -344,23 +342,17 @@ def score_extra(model: PoolbertForSequenceClassification, resources: Resources,
     scoring = replace(how, temperature=temperature, threshold=threshold)
     for name, split in resources.data.extra.items():
         enc = resources.cache.get(split, config.train.max_length)
-        found = evaluate(model, enc, scoring).metrics
+        found = score_split(model, enc, scoring).metrics
         out.update({f"eval_{name}_{k.removeprefix('eval_')}": v for k, v in found.items()
                     if k in ("eval_loss", "eval_accuracy", "eval_f1", "eval_mcc",
                              "eval_binary_f1")})
     return out
 
 
-def criterion_of(config: RunConfig, data: LoadedData) -> Criterion:
-    """What runs on this data are judged by (--metric, or the task's own)."""
-    return criterion_for(config.train.metric, data.problem_type, config.data.task,
-                         len(data.label_names))
-
-
 def check_fit(config: RunConfig, data: LoadedData) -> None:
     """What a run's settings ask of its data (a --metric its problem type has, class weights
     for its labels), checked before a study writes anything."""
-    criterion_of(config, data)
+    criterion(config, data)
     loss_weights(config, data, torch.device("cpu"))
 
 

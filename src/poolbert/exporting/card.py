@@ -34,7 +34,7 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
                license: str, repo_id: str | None, has_curve: bool,
                onnx: dict[str, Any] | None = None) -> ModelCard:
     """README.md with Hub metadata, built and validated by huggingface_hub's ModelCardData.
-    `onnx`: the export's ONNX record (`export.onnx.add_onnx`), for the ONNX Runtime section."""
+    `onnx`: the export's ONNX record (`exporting.onnx.add_onnx`), for the ONNX Runtime section."""
     from huggingface_hub import ModelCard, ModelCardData
 
     head = model.config.pooling

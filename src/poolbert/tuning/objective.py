@@ -1,6 +1,6 @@
 """One trial: sample the head's settings, train, report each epoch, keep the best model.
 
-The train function is a parameter (default `poolbert.train.train`) so tests can pass a fake that
+The train function is a parameter (default `poolbert.training.train`) so tests can pass a fake that
 raises NaN losses, out-of-memory errors or Ctrl-C at will; no module-level switches.
 """
 
@@ -21,14 +21,15 @@ from ..config import RunConfig, apply_overrides
 from ..device import free_memory, is_out_of_memory
 from ..files import make_ordinary, replace_dir, write_json
 from ..layout import HeadDir
+from ..metrics import criterion
 from ..text import first_line
 from ..tracking import Plan, Tracking, check_tools
-from ..train import NonFiniteLoss, Resources, TrainResult, run_record, save_run, train
+from ..training import NonFiniteLoss, Resources, TrainResult, fit, run_record, save_run
 from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace
 from .storage import FileLock
 
-TrainFn = Callable[..., TrainResult]
+FitFn = Callable[..., TrainResult]
 
 
 class TrialFailed(Exception):
@@ -139,7 +140,7 @@ def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, numb
                  params: dict[str, Any], tracking: Tracking | None = None) -> float:
     """The trial's value; its run becomes heads/<head>/best/ if it beats the best so far. The
     tracking tools keep the run's files (without the model) of every trial."""
-    value = setup.resources.criterion(config).value(result.metrics)
+    value = criterion(config, setup.resources.data).value(result.metrics)
 
     def write_run(folder: Path, save_model: bool = True) -> None:
         record = run_record(config, setup.resources, setup.command)
@@ -165,9 +166,9 @@ def mark_interrupted(trial: optuna.Trial, params: dict[str, Any], space: HeadSpa
 class Objective:
     """`objective(trial) -> best-epoch value of the study's metric` of the sampled settings."""
 
-    def __init__(self, setup: TrialSetup, train_fn: TrainFn = train) -> None:
+    def __init__(self, setup: TrialSetup, fit_fn: FitFn = fit) -> None:
         self.setup = setup
-        self.train_fn = train_fn
+        self.fit_fn = fit_fn
 
     def __call__(self, trial: optuna.Trial) -> float:
         params: dict[str, Any] = {}
@@ -189,7 +190,7 @@ class Objective:
         clock = TrialClock(trial, config, s.head)
         last = config.train.num_train_epochs
 
-        judge = s.resources.criterion(config)
+        judge = criterion(config, s.resources.data)
 
         def on_epoch(epoch: int, metrics: dict) -> None:
             clock.epochs = epoch
@@ -199,7 +200,7 @@ class Objective:
 
         oom_reason = None
         try:
-            result = self.train_fn(config, s.resources, on_epoch=on_epoch, quiet=s.quiet,
+            result = self.fit_fn(config, s.resources, on_epoch=on_epoch, quiet=s.quiet,
                                    **tracking.hook())
         except optuna.TrialPruned:
             clock.record()

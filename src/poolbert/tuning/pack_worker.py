@@ -24,7 +24,7 @@ from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..pack import EpochOutcome, Member, Pack
 from ..tracking import Tracking
-from ..train import Resources
+from ..training import Resources
 from .objective import (
     TrialClock,
     keep_if_best,

@@ -19,22 +19,23 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import RunConfig
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
-from ..evaluate import Scoring, evaluate
 from ..files import atomic_dir
 from ..layout import HeadDir, Predictions, RunDir, read_predictions, write_predictions
+from ..metrics import criterion
 from ..model import calibration_of, load_model
 from ..pack import train_together
+from ..scoring import ScoreOptions, score_split
 from ..tracking import Tracking
-from ..train import (
+from ..training import (
     NonFiniteLoss,
     Resources,
     TrainResult,
+    fit,
     run_record,
     save_run,
-    train,
     with_calibration,
 )
-from .objective import TrainFn, study_tracking, trial_config
+from .objective import FitFn, study_tracking, trial_config
 from .settings import TuneConfig
 
 
@@ -94,7 +95,7 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
         return
     dev = resources.data.validation
     config = trial_config(tc.run, outcome.head, outcome.best.params)
-    judge = resources.criterion(config)
+    judge = criterion(config, resources.data)
     if tc.select_on == "dev":  # trials were scored on dev: the best run's numbers are those
         outcome.dev_metrics = head.best.read_metrics()
         outcome.dev_value_best = judge.value(outcome.dev_metrics)
@@ -103,10 +104,10 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
     model, _ = load_model(str(head.best.model))
     device = resolve_device(config.train.device)
     precision = resolve_precision(config.train.precision, device)
-    how = Scoring(device, precision, resources.tokenizer.pad_token_id or 0,
+    how = ScoreOptions(device, precision, resources.tokenizer.pad_token_id or 0,
                   config.train.eval_batch_size, config.train.attention, judge.problem_type,
                   *calibration_of(model.config))
-    scores = evaluate(model.to(device), resources.cache.get(dev, config.train.max_length), how)
+    scores = score_split(model.to(device), resources.cache.get(dev, config.train.max_length), how)
     write_predictions(head.dev_predictions, dev.ids, dev.labels, scores.preds, scores.probs,
                       resources.data.label_names, judge.problem_type)
     outcome.dev_metrics = scores.metrics
@@ -115,7 +116,7 @@ def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources
 
 
 def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
-              train_fn: TrainFn = train, pack: int = 1) -> int:
+              fit_fn: FitFn = fit, pack: int = 1) -> int:
     """Re-train the best settings with seeds 1..K on all of train (`pack` at a time, as packed
     trials); finished seeds are reused. Returns how many were trained now."""
     best = outcome.best
@@ -132,7 +133,7 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
         with ExitStack() as runs:  # each seed run tracked (--report-to) until its files are in
             tracked = [runs.enter_context(_track(tc, outcome.head, best, seed, config))
                        for seed, config in zip(chunk, configs, strict=True)]
-            results = _train(configs, resources, train_fn, selection, tc.quiet, tracked)
+            results = _train(configs, resources, fit_fn, selection, tc.quiet, tracked)
             if selection == "last":  # nothing was fitted on dev: the best trial's calibration
                 results = [with_calibration(r, resources.data.validation.labels,
                                             *_best_calibration(head)) for r in results]
@@ -140,7 +141,7 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
                 seed = config.train.seed
                 _save_seed(tc, outcome.head, best, resources, config, selection, result)
                 tracking.log_artifacts(head.seed(seed).path)
-    judge = resources.criterion(tc.run)
+    judge = criterion(tc.run, resources.data)
     for seed in seeds:
         run = head.seed(seed)
         found = dev_predictions(run, resources.data.validation.ids)
@@ -174,16 +175,16 @@ def _track(tc: TuneConfig, head: str, best: FrozenTrial, seed: int, config: RunC
         "head": head, "trial": best.number, "seed": seed}, subdir=name)
 
 
-def _train(configs: list[RunConfig], resources: Resources, train_fn: TrainFn, selection: str,
+def _train(configs: list[RunConfig], resources: Resources, fit_fn: FitFn, selection: str,
            quiet: bool, tracked: list[Tracking]) -> list[TrainResult]:
     """The runs one by one, or (several) as one pack."""
     if len(configs) == 1:
-        return [train_fn(configs[0], resources, quiet=quiet, epoch_selection=selection,
+        return [fit_fn(configs[0], resources, quiet=quiet, epoch_selection=selection,
                          **tracked[0].hook())]
     results = train_together(configs, resources, selection,
                              [t.on_record for t in tracked])
     for result in results:
-        if isinstance(result, str):  # as train() raises for a run alone
+        if isinstance(result, str):  # as fit() raises for a run alone
             raise NonFiniteLoss(result)
     return [r for r in results if not isinstance(r, str)]
 

@@ -27,8 +27,8 @@ from .. import interrupts
 from ..data import stratified_holdout
 from ..errors import PoolbertError
 from ..text import fmt_number
-from ..train import Resources, train
-from .objective import BestKeeper, Objective, TrainFn, TrialFailed, TrialSetup, study_tracking
+from ..training import Resources, fit
+from .objective import BestKeeper, FitFn, Objective, TrialFailed, TrialSetup, study_tracking
 from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace, SearchSpace
 from .storage import (
@@ -124,7 +124,7 @@ def describe_pruner(name: str) -> str:
                          "reduction_factor=3)"}[name]
 
 
-def run_worker(job: WorkerJob, train_fn: TrainFn = train,
+def run_worker(job: WorkerJob, fit_fn: FitFn = fit,
                resources: Resources | None = None) -> Resources:
     """Run every head's study to its budget (or the deadline); returns the loaded resources."""
     resources = resources or Resources.load(job.tune.run)
@@ -139,7 +139,7 @@ def run_worker(job: WorkerJob, train_fn: TrainFn = train,
     for head in job.tune.heads:
         if expired(job.deadline):
             break
-        run_head(job, storage, head, tuning, train_fn)
+        run_head(job, storage, head, tuning, fit_fn)
     return resources
 
 
@@ -192,10 +192,10 @@ def open_head(job: WorkerJob, storage: Any, head: str, tuning: Resources) -> Hea
 
 
 def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
-             train_fn: TrainFn) -> None:
+             fit_fn: FitFn) -> None:
     tc = job.tune
     opened = open_head(job, storage, head, tuning)
-    study, objective = opened.study, Objective(opened.setup, train_fn)
+    study, objective = opened.study, Objective(opened.setup, fit_fn)
     lock = FileLock(tc.dir.budget_lock)
 
     def started(trial: optuna.Trial) -> float:
@@ -235,7 +235,7 @@ def expired(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
 
 
-def worker_process(job: WorkerJob, train_fn: TrainFn, errors: Any) -> None:
+def worker_process(job: WorkerJob, fit_fn: FitFn, errors: Any) -> None:
     """Entry point of a spawned worker: exit 0, 2 (its error is put on `errors`) or 130.
     Ctrl-C and SIGTERM stop it at the next safe point, however often they come; the parent
     kills a worker that has not stopped after its grace period."""
@@ -248,7 +248,7 @@ def worker_process(job: WorkerJob, train_fn: TrainFn, errors: Any) -> None:
 
                 torch.set_num_threads(job.threads)
             _quiet_logs()
-            run_worker(job, train_fn)
+            run_worker(job, fit_fn)
     except PoolbertError as exc:
         errors.put(f"worker {job.index}: {exc}")
         sys.exit(2)

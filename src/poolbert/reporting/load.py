@@ -155,8 +155,8 @@ def _storage_of(folder: StudyDir, config: dict) -> str:
 def _open_storage(folder: StudyDir, config: dict, storage: str | None) -> tuple[Any, str]:
     """The opened storage and its URL (or journal path)."""
     url = _storage_of(folder, config) if storage is None else storage
-    # imported only now: poolbert.tune brings in torch, which a study without storage never needs
-    from ..tune.storage import existing_storage_url, open_existing_storage
+    # imported only now: poolbert.tuning brings in torch, which a study without storage never needs
+    from ..tuning.storage import existing_storage_url, open_existing_storage
 
     try:
         url = existing_storage_url(url)

@@ -21,9 +21,10 @@ from ..device import resolve_device
 from ..errors import PoolbertError
 from ..files import write_json, write_text
 from ..layout import STUDY_STARTING
-from ..train import Resources, check_fit, train
+from ..metrics import criterion
+from ..training import Resources, check_fit, fit
 from . import final, summary
-from .objective import TrainFn, study_tracking
+from .objective import FitFn, study_tracking
 from .pack_worker import pack_size
 from .settings import TuneConfig
 from .space import SearchSpace, load_space
@@ -41,7 +42,7 @@ from .worker import (
 WORKER_GRACE_S = 30  # seconds a stopping worker gets to record its trial
 
 
-def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
+def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
     """Run or resume the study described by `tc`; returns summary.json's content."""
     start = time.time()
     tc.validate()
@@ -64,7 +65,7 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
     finished_before = finished_trials(tc, storage)
     with interrupts.sigterm_as_interrupt():
         try:
-            resources = tune_heads(tc, space, deadline, train_fn, gpus, data)
+            resources = tune_heads(tc, space, deadline, fit_fn, gpus, data)
         finally:
             write_trials(tc, storage)
         resources = resources or Resources.load(tc.run, data)
@@ -74,7 +75,7 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
         pack = pack_size(tc, resources)
         for outcome in outcomes:
             final.score_best_on_dev(tc, outcome, resources)
-            seeds_trained += final.run_seeds(tc, outcome, resources, train_fn, pack)
+            seeds_trained += final.run_seeds(tc, outcome, resources, fit_fn, pack)
     wall = time.time() - start
     previous = tc.dir.read_summary().get("wall_time_s")
     if previous is not None and not seeds_trained and finished_trials(tc, storage) == \
@@ -82,7 +83,7 @@ def run_study(tc: TuneConfig, train_fn: TrainFn = train) -> dict[str, Any]:
         wall = previous  # a rerun that trained nothing: the study took what it took before
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
                                    data_sizes(tc, resources), wall,
-                                   budget(tc, space, len(gpus), pack), resources.criterion(tc.run),
+                                   budget(tc, space, len(gpus), pack), criterion(tc.run, resources.data),
                                    resources.data.label_names)
     write_json(tc.dir.summary_json, result)
     write_text(tc.dir.summary_md, summary.summary_markdown(result))
@@ -101,15 +102,15 @@ def finished_trials(tc: TuneConfig, storage: Any) -> int:
 
 
 def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-               train_fn: TrainFn, gpus: list[str | None], data: LoadedData) -> Resources | None:
+               fit_fn: FitFn, gpus: list[str | None], data: LoadedData) -> Resources | None:
     """Workers (one per entry of `gpus`) run until every head's budget is met; a single worker
     runs in this process (on the data already loaded), where a first Ctrl-C stops at the next
     safe point, a second at once."""
     if len(gpus) == 1:
         with interrupts.deferred(escalate=True):
-            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), train_fn,
+            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), fit_fn,
                               Resources.load(tc.run, data))
-    run_worker_processes(tc, space, deadline, train_fn, gpus)
+    run_worker_processes(tc, space, deadline, fit_fn, gpus)
     return None
 
 
@@ -133,7 +134,7 @@ def plan_workers(tc: TuneConfig, gpus: list[str]) -> list[str | None]:
 
 
 def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-                         train_fn: TrainFn, gpus: list[str | None]) -> None:
+                         fit_fn: FitFn, gpus: list[str | None]) -> None:
     """N spawned processes on the same studies. Ctrl-C or SIGTERM to this process is passed on
     to each worker, which marks its running trial at its next safe point and exits."""
     context = multiprocessing.get_context("spawn")
@@ -141,7 +142,7 @@ def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | N
     threads = max(1, (os.cpu_count() or 1) // len(gpus))  # the machine's cores, shared out
     jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet, gpu=gpu,
                       threads=threads) for i, gpu in enumerate(gpus)]
-    processes = [context.Process(target=worker_process, args=(job, train_fn, errors),
+    processes = [context.Process(target=worker_process, args=(job, fit_fn, errors),
                                  name=f"poolbert-tune-worker-{job.index}") for job in jobs]
     try:
         for process in processes:

@@ -309,10 +309,10 @@ def score_validation(src: Source, folder: Path, int8: OnnxClassifier, tokenizer:
     or {"validation": None, "validation_note": why not}."""
     from ..config import RunConfig
     from ..data import encode, load_data
-    from ..evaluate import Scoring, scores_of
     from ..metrics import METRIC_KEYS
     from ..metrics import labelled as labelled_rows
     from ..model import calibration_of, problem_of
+    from ..scoring import ScoreOptions, score_logits
 
     run = src.run_config()
     if not run:
@@ -330,13 +330,13 @@ def score_validation(src: Source, folder: Path, int8: OnnxClassifier, tokenizer:
         return {"validation": None, "validation_note": "the validation split has no labels"}
     problem = problem_of(config)
     metric = "pearson" if problem == "regression" else "accuracy"
-    how = Scoring(torch.device("cpu"), problem_type=problem, temperature=1.0,
+    how = ScoreOptions(torch.device("cpu"), problem_type=problem, temperature=1.0,
                   threshold=calibration_of(config)[1])
     value = {}
     for name, graph in (("fp32", OnnxClassifier(folder / ONNX_FILE)), ("int8", int8)):
         logits = graph_logits(graph, enc, SCORE_BATCH, tokenizer.pad_token_id or 0,
                               config.num_labels)
-        scores = scores_of(labels[labelled], logits[labelled], 0.0, 0, 0.0, how)
+        scores = score_logits(labels[labelled], logits[labelled], 0.0, 0, 0.0, how)
         value[name] = float(scores.metrics[METRIC_KEYS[metric]])
     return {"validation": {
         "split": "validation", "source": data.source, "rows": int(labelled.sum()),
