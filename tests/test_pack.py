@@ -11,7 +11,8 @@ from transformers import BertConfig, BertModel, BertTokenizer
 
 from poolbert.config import RunConfig
 from poolbert.pack import Pack, train_together
-from poolbert.training import Resources, fit
+from poolbert.resources import Resources
+from poolbert.training import fit
 
 WORDS = "the a cat dog sat ran far away man woman yes no park red blue big small".split()
 

@@ -472,7 +472,8 @@ def test_early_stopping_stops_after_patience_epochs_without_gain(model_dir, glue
 def test_balanced_class_weights_weigh_the_loss(model_dir, tmp_path):
     from poolbert.config import RunConfig
     from poolbert.model import task_loss
-    from poolbert.training import Resources, loss_weights
+    from poolbert.resources import Resources
+    from poolbert.weights import loss_weights
 
     data_dir = tiny_glue_dir(tmp_path / "data", 48, 24)
     frame = pd.read_parquet(data_dir / "train.parquet")

@@ -17,6 +17,7 @@ import optuna
 import pytest
 from helpers import tiny_bert_dir, tiny_glue_dir
 
+from poolbert.encoder import load_encoder
 from poolbert.errors import PoolbertError
 from poolbert.tuning.storage import sqlalchemy_url
 
@@ -264,12 +265,13 @@ with atomic_dir(target, overwrite=True) as tmp:
 
 
 def saved_model(path: Path, model_dir: Path) -> None:
-    """A complete saved model (weights and tokenizer) as `save_run` writes it."""
+    """A complete saved model (weights and tokenizer) as a run's save writes it."""
     from transformers import AutoTokenizer
 
     from poolbert.model import build_model
 
-    build_model(str(model_dir), "cls", ["entailment", "not_entailment"]).save_pretrained(path)
+    build_model(load_encoder(str(model_dir)), "cls", ["entailment", "not_entailment"]).save_pretrained(
+        path)
     AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(path)
 
 

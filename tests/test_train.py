@@ -9,9 +9,11 @@ import torch
 from helpers import tiny_bert_dir, tiny_glue_dir
 
 from poolbert.config import RunConfig
+from poolbert.losses import NonFiniteLoss
 from poolbert.model import PoolbertForSequenceClassification
+from poolbert.resources import Resources
 from poolbert.scoring import ScoreOptions, score_split
-from poolbert.training import NonFiniteLoss, Resources, fit
+from poolbert.training import fit
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +180,7 @@ def test_a_nan_loss_stops_the_run_at_the_next_read_naming_its_first_step(setup, 
     monkeypatch.setattr(PoolbertForSequenceClassification, "forward", nan_from_step_5)
     with pytest.raises(NonFiniteLoss, match=r"became nan at step 5 \(epoch 1\)"):
         fit(config_for(setup, num_train_epochs=3, batch_size=2), quiet=True)
-    from poolbert.training import SYNC_EVERY
+    from poolbert.losses import SYNC_EVERY
 
     assert calls[0] == SYNC_EVERY  # found at the first read, long before the run's 144 steps
 

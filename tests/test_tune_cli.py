@@ -8,9 +8,9 @@ import json
 import pytest
 from helpers import tiny_bert_dir, tiny_glue_dir
 
-from poolbert import DEFAULT_MODEL
 from poolbert.cli import build_parser, main
 from poolbert.cli.tune_cmd import tune_config_from_args
+from poolbert.config import DEFAULT_MODEL
 from poolbert.errors import PoolbertError
 
 HEADS = ("cls", "mean_max", "attention")

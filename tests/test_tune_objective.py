@@ -9,7 +9,9 @@ import pytest
 import torch
 from helpers import fake_fit, fake_result, tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
-from poolbert.training import NonFiniteLoss, Resources, fit
+from poolbert.losses import NonFiniteLoss
+from poolbert.resources import Resources
+from poolbert.training import fit
 from poolbert.tuning import BestKeeper, Objective, TrialFailed, TrialSetup, load_space
 from poolbert.tuning.worker import make_pruner
 

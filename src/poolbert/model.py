@@ -178,22 +178,21 @@ def drop_encoder_pooler(encoder: nn.Module) -> nn.Module | None:
 
 
 def build_model(
-    model_name_or_path: str,
+    encoder: PreTrainedModel,
     pooling: str,
     label_names: list[str],
     dropout: float = 0.1,
-    encoder: PreTrainedModel | None = None,
     problem_type: str = "single_label",
+    name: str | None = None,
 ) -> PoolbertForSequenceClassification:
-    """A fresh head on a pretrained encoder loaded in float32 (mixed precision is autocast's job).
+    """A fresh head on a pretrained float32 encoder (poolbert.encoder loads one; mixed precision
+    is autocast's job). The encoder is used as given, not copied. `name`: the model name the
+    config records as `base_model_name_or_path` (default: the encoder's own).
 
-    `encoder` may be a ready float32 encoder (e.g. a copy of weights read once per worker).
     The `cls` head starts from the checkpoint's own pooler (dense + tanh) weights when present,
     as BertForSequenceClassification does.
     """
     check_pooling(pooling)
-    if encoder is None:
-        encoder = AutoModel.from_pretrained(model_name_or_path, dtype=torch.float32)
     checkpoint_pooler = drop_encoder_pooler(encoder)
     config = PoolbertConfig(
         encoder_config=encoder.config.to_dict(),
@@ -202,7 +201,7 @@ def build_model(
         id2label=dict(enumerate(label_names)),  # regression: one output, named for its target
         label2id={name: i for i, name in enumerate(label_names)},
         problem_type=HF_PROBLEM_TYPES[problem_type],
-        base_model_name_or_path=str(model_name_or_path),
+        base_model_name_or_path=name or str(getattr(encoder, "name_or_path", "") or ""),
     )
     model = PoolbertForSequenceClassification(config, encoder=encoder)
     dense = getattr(checkpoint_pooler, "dense", None)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import interrupts
+from .calibration import calibrate, planned_calibration
 from .config import RunConfig
 from .data import Encoded, bucket_width, collate, eval_batches, to_device, train_batches
 from .device import (
@@ -36,7 +37,9 @@ from .device import (
     is_out_of_memory,
     pad_multiple,
 )
+from .epochs import EpochSelector
 from .fusion import fuse
+from .losses import SYNC_EVERY, StepLog
 from .metrics import Criterion, criterion
 from .model import (
     PoolbertForSequenceClassification,
@@ -44,22 +47,18 @@ from .model import (
     encoder_mask,
     task_loss,
 )
+from .resources import Resources
 from .scoring import ScoreOptions, Scores, score_logits
 from .tracking import History, RecordHook
 from .training import (
-    SYNC_EVERY,
-    Resources,
-    StepLog,
     TrainResult,
-    calibrate,
     eval_record,
-    loss_weights,
     make_optimizer,
     run_metrics,
     schedule_steps,
     score_extra,
-    selection_fits,
 )
+from .weights import loss_weights
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which fit() uses
 
@@ -72,14 +71,11 @@ def linear_schedule(step: int, warmup: int, total: int) -> float:
 
 
 @dataclass
-class Best:
-    """A member's best epoch so far: its weights (on the device) and scores."""
+class Kept:
+    """The weights of a member's kept epoch (on the device); its EpochSelector has the rest."""
 
-    value: float  # of the member's metric
-    epoch: int
     encoder_row: torch.Tensor  # (N,)
     head: dict[str, torch.Tensor]
-    scores: Scores
 
 
 @dataclass
@@ -94,7 +90,7 @@ class Member:
     val_enc: Encoded
     total_updates: int
     warmup: int
-    judge: Criterion
+    selector: EpochSelector  # the kept epoch and early stopping, as fit() keeps them
     weights: torch.Tensor | None  # --class-weights, as the loss takes them
     history: list[dict] = field(default_factory=list)
     epoch: int = 0  # epochs finished
@@ -102,17 +98,16 @@ class Member:
     batches: list[np.ndarray] = field(default_factory=list)  # this epoch's
     train_time: float = 0.0
     seen: int = 0
-    best: Best | None = None
+    kept: Kept | None = None
     last_scores: Scores | None = None
-    keep_last: bool = False  # epoch selection "last": nothing chosen on the validation set
-    stale: int = 0  # epochs since the best one (early stopping)
+
+    @property
+    def judge(self) -> Criterion:
+        return self.selector.judge
 
     @property
     def done(self) -> bool:
-        # early stopping watches the selection set; a dev set (keep_last) only ever gets scored
-        patience = None if self.keep_last else self.config.train.early_stopping_patience
-        return (self.epoch >= self.config.train.num_train_epochs
-                or (patience is not None and self.stale >= patience))
+        return self.epoch >= self.config.train.num_train_epochs or self.selector.stop
 
     def lr(self, step: int | None = None) -> float:
         """The learning rate of optimiser step `step` (default: the next one)."""
@@ -167,10 +162,11 @@ class Pack:
         total, warmup = schedule_steps(t, len(train_enc.labels))
         optimizer = make_optimizer(head, t.learning_rate, t.weight_decay,
                                    self.device.type == "cuda")
+        selector = EpochSelector.of(criterion(config, self.resources.data), epoch_selection,
+                                    t.early_stopping_patience)
         member = Member(key, config, head, optimizer, train_enc, val_enc, total, warmup,
-                        criterion(config, self.resources.data),
-                        loss_weights(config, self.resources.data, self.device),
-                        keep_last=epoch_selection == "last", history=History(on_record))
+                        selector, loss_weights(config, self.resources.data, self.device),
+                        history=History(on_record))
         zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
         self.members.append(member)
         self._set_rows(torch.cat([self.flat.data, self.base_row[None]]),
@@ -275,7 +271,7 @@ class Pack:
         longest = max(int(e.lengths[ix].max()) for e, ix in zip(encs, index_lists, strict=True))
         cap = max(int(e.lengths.max()) for e in encs)
         width = bucket_width(longest, pad_multiple(self.device), cap)
-        pad_id = self.resources.tokenizer.pad_token_id or 0
+        pad_id = self.resources.pad_id
         parts = [collate(e, ix, pad_id, width=width)
                  for e, ix in zip(encs, index_lists, strict=True)]
         return to_device({key: torch.cat([p[key] for p in parts]) for key in parts[0]},
@@ -401,40 +397,37 @@ class Pack:
     def _scoring(self, m: Member) -> ScoreOptions:
         """How a member's validation set is scored, as `fit()` scores it."""
         t = m.config.train
-        return ScoreOptions(self.device, self.precision, self.resources.tokenizer.pad_token_id or 0,
-                       t.eval_batch_size, t.attention, m.judge.problem_type,
-                       threshold=selection_fits(m.config, m.keep_last)[1],
-                       threshold_metric=m.judge.metric)
+        plan = planned_calibration(m.config, m.selector.keep_last)
+        return ScoreOptions(self.device, self.precision, self.resources.pad_id, t.eval_batch_size,
+                            t.attention, m.judge.problem_type, threshold=plan.threshold,
+                            threshold_metric=m.judge.metric)
 
     def _record(self, m: Member, idx: int, scores: Scores, elapsed: float) -> None:
-        """The epoch in the member's history; its weights kept when it is the best epoch."""
+        """The epoch in the member's history; its weights kept when it is the kept epoch."""
         m.epoch += 1
         m.train_time += elapsed
         m.history.append(eval_record(m.epoch, m.step, scores, elapsed, len(m.train_enc.labels)))
         m.last_scores = scores
-        value = m.judge.value(scores.metrics)
-        improved = m.best is None or m.judge.better(value, m.best.value)
-        m.stale = 0 if improved else m.stale + 1
-        if improved or m.keep_last:  # a copy on the device
+        if m.selector.update(m.epoch, scores):  # a copy on the device
             head = {k: v.detach().clone() for k, v in m.head.state_dict().items()}
-            m.best = Best(value, m.epoch, self.flat.data[idx].clone(), head, scores)
+            m.kept = Kept(self.flat.data[idx].clone(), head)
 
     # ----------------------------------------------------------------- results
 
     def result(self, m: Member) -> TrainResult:
-        """The member's run as `fit()` returns it: its best epoch's model, calibrated, on
+        """The member's run as `fit()` returns it: its kept epoch's model, calibrated, on
         the CPU."""
-        if m.best is None or m.last_scores is None:
+        if m.kept is None or m.last_scores is None or m.selector.scores is None:
             raise ValueError("a member has a result only after an epoch")
         model = self.resources.fresh_model(m.config)
-        row = m.best.encoder_row.cpu()
+        row = m.kept.encoder_row.cpu()
         # the encoder's own pooler is not in the pack: the head has its own
         model.encoder.load_state_dict(self.flat.state_of(row), strict=False)
-        model.load_state_dict({k: v.cpu() for k, v in m.best.head.items()}, strict=False)
+        model.load_state_dict({k: v.cpu() for k, v in m.kept.head.items()}, strict=False)
         how = self._scoring(m)
-        kept = calibrate(model, m.best.scores, m.val_enc.labels, how,
-                         *selection_fits(m.config, m.keep_last))
-        metrics = run_metrics(kept, m.judge, m.best.epoch, m.epoch, m.last_scores, m.train_time,
+        kept = calibrate(model, m.selector.scores, m.val_enc.labels, how,
+                         planned_calibration(m.config, m.selector.keep_last))
+        metrics = run_metrics(kept, m.judge, m.selector.epoch, m.epoch, m.last_scores, m.train_time,
                               m.seen, self.resources, str(self.device), self.precision)
         metrics.update(score_extra(model.to(self.device), self.resources, m.config, how))
         return TrainResult(metrics, m.history, model.cpu().eval(), kept, m.epoch)

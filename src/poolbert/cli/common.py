@@ -9,11 +9,11 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from .. import __version__
 from ..config import SECTIONS, DataConfig, ModelConfig, RunConfig, TrainConfig, load_config
 from ..data import task_spec
 from ..errors import PoolbertError
 from ..pooling import check_pooling
+from ..version import __version__
 from . import flags
 
 # one module per subcommand (each owns its flags and handler); kept in the order of `--help`

@@ -27,8 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..reporting import plot_loss_curve
+    from ..resources import Resources, run_record
     from ..tracking import Plan, check_tools
-    from ..training import Resources, fit, run_record, save_run
+    from ..training import fit
 
     config = config_from_args(args)
     tools = check_tools(config.train.report_to)  # before any work, as the output directory
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     with atomic_dir(out, args.overwrite) as tmp, Plan(tools, tmp, moves_to=out).start(
             out.resolve().name, config.to_dict(), {"head": config.model.pooling}) as tracking:
         result = fit(config, resources, quiet=args.quiet, on_record=tracking.on_record)
-        save_run(result, run_record(config, resources, command_line()), resources, tmp,
-                 save_model=args.save_model)
+        result.save(tmp, run_record(config, resources.data, command_line()), resources,
+                    save_model=args.save_model)
         plot_loss_curve(result.history, tmp / "loss_curve.png",
                         f"{config.model.pooling} on {resources.data.source}",
                         result.metrics["metric"], result.metrics["problem_type"])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PreTrainedModel
 
-from .. import DEFAULT_MODEL
+from ..config import DEFAULT_MODEL
 from ..data import GLUE_TASKS, HUB_DATASET
 from ..errors import PoolbertError
 from ..layout import head_dev_value, read_predictions

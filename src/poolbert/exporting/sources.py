@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from .. import __version__
 from ..errors import PoolbertError
 from ..files import read_json, refuse_unfinished, write_json
 from ..layout import RunDir, StudyDir
 from ..text import first_line
+from ..version import __version__
 
 EXPORT_INFO = "poolbert.json"  # head, task, text columns, max_length: what predict needs later
 MODEL_CARD = "README.md"  # an export folder has both; a bare model folder has neither

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..files import atomic_dir, write_text
+from ..version import __version__
 from .figures._common import FigureSkipped, draw_or_skip
 
 INDEX = "index.html"  # the page, in the report folder beside its PNGs

@@ -9,32 +9,28 @@ from __future__ import annotations
 
 import shutil
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from ..calibration import Calibration, calibrate
 from ..config import RunConfig
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..files import atomic_dir
 from ..layout import HeadDir, Predictions, RunDir, read_predictions, write_predictions
+from ..losses import NonFiniteLoss
 from ..metrics import criterion
-from ..model import calibration_of, load_model
+from ..model import calibration_of, load_model, problem_of
 from ..pack import train_together
+from ..resources import Resources, run_record
 from ..scoring import ScoreOptions, score_split
 from ..tracking import Tracking
-from ..training import (
-    NonFiniteLoss,
-    Resources,
-    TrainResult,
-    fit,
-    run_record,
-    save_run,
-    with_calibration,
-)
+from ..training import TrainResult, fit
 from .objective import FitFn, study_tracking, trial_config
 from .settings import TuneConfig
 
@@ -136,7 +132,7 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
             results = _train(configs, resources, fit_fn, selection, tc.quiet, tracked)
             if selection == "last":  # nothing was fitted on dev: the best trial's calibration
                 results = [with_calibration(r, resources.data.validation.labels,
-                                            *_best_calibration(head)) for r in results]
+                                            _best_calibration(head)) for r in results]
             for config, result, tracking in zip(configs, results, tracked, strict=True):
                 seed = config.train.seed
                 _save_seed(tc, outcome.head, best, resources, config, selection, result)
@@ -149,11 +145,19 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     return len(missing)
 
 
-def _best_calibration(head: HeadDir) -> tuple[float, float | None]:
+def _best_calibration(head: HeadDir) -> Calibration:
     """The temperature and multi-label threshold of the head's best trial, fitted on the
     holdout slice."""
     metrics = head.best.read_metrics()
-    return float(metrics.get("temperature", 1.0)), metrics.get("eval_threshold", 0.5)
+    return Calibration(float(metrics.get("temperature", 1.0)), metrics.get("eval_threshold", 0.5))
+
+
+def with_calibration(result: TrainResult, labels: np.ndarray,
+                     plan: Calibration) -> TrainResult:
+    """A seed run's result re-scored with its best trial's calibration (fitted elsewhere)."""
+    how = ScoreOptions(torch.device("cpu"), problem_type=problem_of(result.model.config))
+    kept = calibrate(result.model, result.scores, labels, how, plan)
+    return replace(result, metrics={**result.metrics, **kept.metrics}, scores=kept)
 
 
 def _seed_config(tc: TuneConfig, head: str, best: FrozenTrial, seed: int,
@@ -192,11 +196,11 @@ def _train(configs: list[RunConfig], resources: Resources, fit_fn: FitFn, select
 def _save_seed(tc: TuneConfig, head: str, best: FrozenTrial, resources: Resources,
                config: RunConfig, selection: str, result: TrainResult) -> None:
     seed = config.train.seed
-    record = run_record(config, resources, tc.to_dict()["command"])
+    record = run_record(config, resources.data, tc.to_dict()["command"])
     record["tune"] = {"head": head, "trial_number": best.number, "params": best.params,
                       "seed": seed, "epoch_selection": selection}
     with atomic_dir(tc.dir.head(head).seed(seed).path, overwrite=True) as tmp:
-        save_run(result, record, resources, tmp, save_model=False)
+        result.save(tmp, record, resources, save_model=False)
 
 
 def _is_current(run: RunDir, best: FrozenTrial, seed: int) -> bool:

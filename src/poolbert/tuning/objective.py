@@ -21,10 +21,12 @@ from ..config import RunConfig, apply_overrides
 from ..device import free_memory, is_out_of_memory
 from ..files import make_ordinary, replace_dir, write_json
 from ..layout import HeadDir
+from ..losses import NonFiniteLoss
 from ..metrics import criterion
+from ..resources import Resources, run_record
 from ..text import first_line
 from ..tracking import Plan, Tracking, check_tools
-from ..training import NonFiniteLoss, Resources, TrainResult, fit, run_record, save_run
+from ..training import TrainResult, fit
 from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace
 from .storage import FileLock
@@ -143,10 +145,10 @@ def keep_if_best(setup: TrialSetup, result: TrainResult, config: RunConfig, numb
     value = criterion(config, setup.resources.data).value(result.metrics)
 
     def write_run(folder: Path, save_model: bool = True) -> None:
-        record = run_record(config, setup.resources, setup.command)
+        record = run_record(config, setup.resources.data, setup.command)
         record["tune"] = {"head": setup.head, "trial_number": number, "params": params,
                           "value": value, "selection": setup.keeper.selection}
-        save_run(result, record, setup.resources, folder, save_model=save_model)
+        result.save(folder, record, setup.resources, save_model=save_model)
         # no loss_curve.png: plotting belongs to `report`; it draws from history.jsonl
 
     setup.keeper.offer(number, value, params, write_run)

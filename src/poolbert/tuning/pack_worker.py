@@ -23,8 +23,8 @@ from .. import interrupts
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
 from ..pack import EpochOutcome, Member, Pack
+from ..resources import Resources
 from ..tracking import Tracking
-from ..training import Resources
 from .objective import (
     TrialClock,
     keep_if_best,

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import DEFAULT_MODEL
-from ..config import RunConfig, setting
+from ..config import DEFAULT_MODEL, RunConfig, setting
 from ..errors import PoolbertError
 from ..layout import StudyDir
 from ..text import redact

@@ -22,7 +22,8 @@ from ..errors import PoolbertError
 from ..files import write_json, write_text
 from ..layout import STUDY_STARTING
 from ..metrics import criterion
-from ..training import Resources, check_fit, fit
+from ..resources import Resources, check_fit
+from ..training import fit
 from . import final, summary
 from .objective import FitFn, study_tracking
 from .pack_worker import pack_size

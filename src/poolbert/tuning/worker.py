@@ -26,8 +26,9 @@ import optuna
 from .. import interrupts
 from ..data import stratified_holdout
 from ..errors import PoolbertError
+from ..resources import Resources
 from ..text import fmt_number
-from ..training import Resources, fit
+from ..training import fit
 from .objective import BestKeeper, FitFn, Objective, TrialFailed, TrialSetup, study_tracking
 from .settings import MIN_PRUNE_EPOCH, TuneConfig
 from .space import HeadSpace, SearchSpace

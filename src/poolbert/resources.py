@@ -1,0 +1,82 @@
+"""What the runs of one worker share: the data, the tokenizer, its token cache and the base
+encoder's weights, read from disk once; and the record of a run's settings (config.json)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .config import RunConfig
+from .data import LoadedData, TokenCache, load_data
+from .encoder import load_encoder, load_tokenizer
+from .files import library_versions
+from .metrics import criterion
+from .model import PoolbertForSequenceClassification, build_model
+from .weights import loss_weights
+
+
+@dataclass
+class Resources:
+    """What every run of one worker shares: data, tokenizer, token cache, base encoder."""
+
+    data: LoadedData
+    tokenizer: Any  # a transformers tokenizer
+    cache: TokenCache
+    base_encoder: torch.nn.Module
+    model_name: str
+    # the base encoder copied once to each device trials run on (one host-to-device copy per
+    # worker, not per trial)
+    _on_device: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, config: RunConfig, data: LoadedData | None = None) -> Resources:
+        """The data (unless given), the tokenizer and the encoder of `config`; checks that
+        the settings fit the data (check_fit) before the model is read."""
+        data = data if data is not None else load_data(config.data)
+        check_fit(config, data)
+        name = config.model.model_name_or_path
+        tokenizer = load_tokenizer(name)
+        return cls(data, tokenizer, TokenCache(tokenizer), load_encoder(name), name)
+
+    def encoder_on(self, device: torch.device) -> torch.nn.Module:
+        """The base encoder's weights on `device` (kept for the next run)."""
+        if device.type == "cpu":
+            return self.base_encoder
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = copy.deepcopy(self.base_encoder).to(device)
+        return self._on_device[key]
+
+    def fresh_model(self, config: RunConfig,
+                    device: torch.device | None = None) -> PoolbertForSequenceClassification:
+        """A new head on a copy of the base encoder, made on `device` (no disk read, no
+        host-to-device copy of the encoder per run)."""
+        encoder = copy.deepcopy(self.encoder_on(device or torch.device("cpu")))
+        model = build_model(encoder, config.model.pooling, self.data.label_names,
+                            config.model.dropout, self.data.problem_type, name=self.model_name)
+        return model.to(device) if device is not None else model
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id or 0
+
+
+def check_fit(config: RunConfig, data: LoadedData) -> None:
+    """What a run's settings ask of its data (a --metric its problem type has, class weights
+    for its labels), checked before anything is written."""
+    criterion(config, data)
+    loss_weights(config, data, torch.device("cpu"))
+
+
+def run_record(config: RunConfig, data: LoadedData, command: list[str] | None = None) -> dict:
+    """config.json: every resolved setting, the data source and the library versions."""
+    record = config.to_dict()
+    record["data_source"] = data.source
+    record["text_columns_resolved"] = list(data.text_columns)
+    record["versions"] = library_versions()
+    if command is not None:
+        record["command"] = command
+    return record
