@@ -292,7 +292,7 @@ def onnx_row(args, table: list[tuple]) -> dict:
     from poolbert.config import DataConfig
     from poolbert.data import load_data
     from poolbert.exporting import resolve_source
-    from poolbert.predict import PredictOptions, Predictor
+    from poolbert.prediction import PredictOptions, Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         run, folder = Path(tmp, "run"), Path(tmp, "export")

@@ -26,7 +26,7 @@ from poolbert.exporting import export_model, pick_head, resolve_source, verify_e
 from poolbert.exporting.convert import _bert_key
 from poolbert.model import build_model, load_model
 from poolbert.pooling import POOLERS
-from poolbert.predict import PredictOptions, predict_file
+from poolbert.prediction import PredictOptions, predict_file
 
 LABELS = ["entailment", "not_entailment"]
 WORDS = ("the a cat dog sat ran on mat far away is not man plays guitar music someone makes "
@@ -318,7 +318,7 @@ def test_a_damaged_dev_predictions_file_costs_the_card_its_f1_only(exports, tmp_
 
 
 def test_evaluate_finds_models_as_export_does(exports, tmp_path):
-    from poolbert.cli.evaluate_cmd import locate
+    from poolbert.evaluation import locate
 
     run, folder = exports["mean_max"]
     assert locate(str(run)) == (run / "model", run / "config.json")

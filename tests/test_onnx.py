@@ -31,7 +31,7 @@ from poolbert.exporting import export_model, load_classifier, resolve_source
 from poolbert.exporting import onnx as onnx_export
 from poolbert.model import build_model, calibration_of
 from poolbert.pooling import POOLERS
-from poolbert.predict import PredictOptions, Predictor
+from poolbert.prediction import PredictOptions, Predictor
 from poolbert.scoring import ScoreOptions, score_split
 
 LABELS = ["entailment", "not_entailment"]

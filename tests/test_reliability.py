@@ -279,7 +279,7 @@ def saved_model(path: Path, model_dir: Path) -> None:
 @pytest.mark.parametrize("mode", ["mid-write", "complete"])
 def test_kill_during_a_model_save_never_leaves_a_half_model(tiny, tmp_path, previous,
                                                              mode):
-    from poolbert.cli.evaluate_cmd import locate
+    from poolbert.evaluation import locate
     from poolbert.exporting import resolve_source
     from poolbert.model import load_model
 

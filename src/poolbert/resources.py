@@ -38,8 +38,9 @@ class Resources:
         data = data if data is not None else load_data(config.data)
         check_fit(config, data)
         name = config.model.model_name_or_path
+        encoder = load_encoder(name)
         tokenizer = load_tokenizer(name)
-        return cls(data, tokenizer, TokenCache(tokenizer), load_encoder(name), name)
+        return cls(data, tokenizer, TokenCache(tokenizer), encoder, name)
 
     def encoder_on(self, device: torch.device) -> torch.nn.Module:
         """The base encoder's weights on `device` (kept for the next run)."""

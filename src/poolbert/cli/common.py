@@ -9,10 +9,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from ..config import SECTIONS, DataConfig, ModelConfig, RunConfig, TrainConfig, load_config
-from ..data import task_spec
-from ..errors import PoolbertError
-from ..pooling import check_pooling
+from ..config import SECTIONS, DataConfig, ModelConfig, TrainConfig
 from ..version import __version__
 from . import flags
 
@@ -44,30 +41,6 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def run_settings_given(args: argparse.Namespace) -> dict[str, Any]:
     """The run settings (data, model, training) given as flags."""
     return {k: v for cls in SECTIONS.values() for k, v in flags.given(args, cls).items()}
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """File settings, then the flags that were given, then validation (PoolbertError if bad)."""
-    config = load_config(args.config, run_settings_given(args))
-    # custom files, or a folder read with its own columns, without --task: no GLUE preset
-    custom = args.train_file or args.validation_file or args.text_columns or args.label_columns
-    if custom and args.task is None and not _task_from_file(args):
-        config.data.task = None
-    task_spec(config.data.task)  # a bad name fails here, before any work
-    try:
-        check_pooling(config.model.pooling)
-    except ValueError as exc:  # pooling.py raises ValueError: it travels as exported code
-        raise PoolbertError(str(exc)) from None
-    return config
-
-
-def _task_from_file(args: argparse.Namespace) -> bool:
-    if not args.config:
-        return False
-    from ..config import read_settings_file
-
-    raw = read_settings_file(args.config)
-    return "task" in raw or "task" in raw.get("data", {})
 
 
 def quiet_libraries(quiet: bool) -> None:

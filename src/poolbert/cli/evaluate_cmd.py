@@ -29,37 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def locate(model_dir: str) -> tuple[Path, Path | None]:
-    """(model folder, the run's config.json or None), found as export and predict find them: a
-    run directory, its model/ folder, an exported folder or a study (its best head)."""
-    from ..exporting import resolve_source
-
-    source = resolve_source(model_dir)
-    run_config = source.run.config_file if source.run else None
-    return source.model_dir, run_config if run_config and run_config.is_file() else None
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..config import RunConfig, apply_overrides
-    from ..data import TokenCache, load_data
-    from ..device import resolve_device, resolve_precision
-    from ..exporting import load_classifier
-    from ..files import read_json
-    from ..scoring import ScoreOptions, score_split
-    from .common import run_settings_given
+    from .. import api
+    from ..config import DataConfig
+    from . import flags
 
     quiet_libraries(args.quiet)
-    model_path, run_config = locate(args.model_dir)
-    config = RunConfig.from_dict(read_json(run_config)) if run_config else RunConfig()
-    apply_overrides(config, run_settings_given(args))
-    model, tokenizer = load_classifier(model_path)  # poolbert's folders and exported ones
-    data = load_data(config.data)
-    split = getattr(data, args.split)
-    enc = TokenCache(tokenizer).get(split, config.train.max_length)
-    device = resolve_device(args.device)
-    scores = score_split(model.to(device), enc, ScoreOptions(
-        device, resolve_precision("auto", device), tokenizer.pad_token_id or 0, args.batch_size))
-    text = json.dumps(scores.metrics, indent=2)
+    metrics = api.evaluate(args.model_dir, split=args.split, max_length=args.max_length,
+                           batch_size=args.batch_size, device=args.device,
+                           **flags.given(args, DataConfig))
+    text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

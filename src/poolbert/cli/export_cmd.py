@@ -41,13 +41,14 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exporting import EXPORT_INFO, describe_onnx, export_model, folder_files, human_size
+    from .. import api
+    from ..exporting import EXPORT_INFO, describe_onnx, folder_files, human_size
     from ..files import read_json
 
     quiet_libraries(True)
-    out = export_model(args.source, args.to, head=args.head, overwrite=args.overwrite,
-                       license=args.license, repo_id=args.repo_id, onnx=args.onnx,
-                       quantize=args.quantize)
+    out = api.export(args.source, to=args.to, head=args.head, overwrite=args.overwrite,
+                     license=args.license, repo_id=args.repo_id, onnx=args.onnx,
+                     quantize=args.quantize)
     files = folder_files(out)
     total = human_size(sum(size for _, size in files))
     print(f"exported {len(files)} files ({total}) to {out}: {', '.join(n for n, _ in files)}")

@@ -8,61 +8,10 @@ made from those fields, so none of them can drift from the code.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from ..config import SECTIONS, coerce, value_type
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One declared setting, as the command line and the README show it."""
-
-    name: str
-    kind: type  # int, float, bool, str or list
-    default: Any
-    help: str
-    choices: tuple[str, ...] | None = None
-    shown: str | None = None  # the default in words, where the value alone says little
-    renamed: str | None = None  # a flag that is not the field's name (--model)
-
-    @property
-    def flag(self) -> str:
-        if self.renamed:
-            return self.renamed
-        negated = self.kind is bool and self.default is True
-        return ("--no-" if negated else "--") + self.name.replace("_", "-")
-
-    @property
-    def default_text(self) -> str:
-        if self.shown:
-            return self.shown
-        value = self.default
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "on" if value else "off"
-        if isinstance(value, float):  # 5e-05 -> 5e-5
-            return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m[1].lstrip('+')}{m[2]}", f"{value:g}")
-        if isinstance(value, list):
-            return ",".join(map(str, value))
-        return str(value)
-
-
-def settings_of(cls: type) -> list[Setting]:
-    """The fields of `cls` declared with `config.setting` (those that carry help text)."""
-    out = []
-    for f in dataclasses.fields(cls):
-        if "help" not in f.metadata:
-            continue
-        default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
-                   else f.default)
-        out.append(Setting(f.name, value_type(cls, f.name), default, f.metadata["help"],
-                           f.metadata.get("choices"), f.metadata.get("shown"),
-                           f.metadata.get("flag")))
-    return out
+from ..config import SECTIONS, coerce, settings_of
 
 
 def add_flags(parser: Any, cls: type) -> None:
@@ -84,11 +33,6 @@ def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The settings of `cls` given on the command line, by field name, in the field's type."""
     return {s.name: coerce(cls, s.name, getattr(args, s.name), "flags") for s in settings_of(cls)
             if getattr(args, s.name, None) is not None}
-
-
-def flag_for(name: str) -> str:
-    """The flag of run setting `name` (data, model or training)."""
-    return next(s.flag for cls in SECTIONS.values() for s in settings_of(cls) if s.name == name)
 
 
 def options_table(*classes: type) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import PoolbertError
 from ..text import comma_list
 from .common import quiet_libraries
 
@@ -50,26 +49,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import PredictOptions, predict_file, predict_split
+    from .. import api
 
     quiet_libraries(args.quiet)
-    columns = comma_list(args.text_columns) or None  # "" means none given, as no flag
-    options = PredictOptions(columns, args.batch_size, args.max_length, args.device, args.head,
-                             args.overwrite, args.quiet, args.backend, args.onnx_file)
-    if args.input and args.task:
-        raise PoolbertError("give either --input or --task, not both")
+    rows = api.predict(args.model, input=args.input, output=args.output, task=args.task,
+                       split=args.split, data_dir=args.data_dir,
+                       glue_submission=args.glue_submission,
+                       text_columns=comma_list(args.text_columns) or None,
+                       batch_size=args.batch_size, max_length=args.max_length,
+                       device=args.device, head=args.head, backend=args.backend,
+                       onnx_file=args.onnx_file, overwrite=args.overwrite, quiet=args.quiet)
     if args.input:
-        if not args.output:
-            raise PoolbertError("--input needs --output")
-        if args.glue_submission:
-            raise PoolbertError("--glue-submission needs --task (not --input)")
-        rows = predict_file(args.model, args.input, args.output, options)
         print(f"wrote {rows} predictions to {args.output}")
-        return 0
-    if not args.task:
-        raise PoolbertError("nothing to predict: give --input FILE or --task TASK --split SPLIT")
-    rows = predict_split(args.model, args.task, args.split, args.output, args.glue_submission,
-                         args.data_dir, options)
-    written = " and ".join(p for p in (args.output, args.glue_submission) if p)
-    print(f"wrote {rows} {args.task} {args.split} predictions to {written}")
+    else:
+        written = " and ".join(str(p) for p in (args.output, args.glue_submission) if p)
+        print(f"wrote {rows} {args.task} {args.split} predictions to {written}")
     return 0

@@ -31,10 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exporting import push
+    from .. import api
 
     quiet_libraries(True)
-    push(args.source, args.repo_id, private=args.private, revision=args.revision,
-         commit_message=args.commit_message, dry_run=args.dry_run, head=args.head,
-         license=args.license)
+    api.push(args.source, repo_id=args.repo_id, private=args.private, revision=args.revision,
+             commit_message=args.commit_message, dry_run=args.dry_run, head=args.head,
+             license=args.license)
     return 0

@@ -25,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting import build_any_report
+    from .. import api
 
-    index = build_any_report(Path(args.directory), storage=args.storage)
+    index = api.report(Path(args.directory), storage=args.storage)
     print(f"report written: {index}")
     return 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..files import atomic_dir, check_output_dir
-from .common import add_run_flags, command_line, config_from_args, quiet_libraries
+from .common import add_run_flags, command_line, quiet_libraries, run_settings_given
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,27 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting import plot_loss_curve
-    from ..resources import Resources, run_record
-    from ..tracking import Plan, check_tools
-    from ..training import fit
+    from .. import api
 
-    config = config_from_args(args)
-    tools = check_tools(config.train.report_to)  # before any work, as the output directory
-    out = check_output_dir(args.output_dir, args.overwrite)
     quiet_libraries(args.quiet)
-    resources = Resources.load(config)
-    # the trackers log into the temporary folder while training; it becomes `out` at the end
-    with atomic_dir(out, args.overwrite) as tmp, Plan(tools, tmp, moves_to=out).start(
-            out.resolve().name, config.to_dict(), {"head": config.model.pooling}) as tracking:
-        result = fit(config, resources, quiet=args.quiet, on_record=tracking.on_record)
-        result.save(tmp, run_record(config, resources.data, command_line()), resources,
-                    save_model=args.save_model)
-        plot_loss_curve(result.history, tmp / "loss_curve.png",
-                        f"{config.model.pooling} on {resources.data.source}",
-                        result.metrics["metric"], result.metrics["problem_type"])
-        tracking.log_artifacts(tmp)
-    print_summary(result.metrics, Path(out))
+    run = api.train(args.config, output_dir=args.output_dir, overwrite=args.overwrite,
+                    save_model=args.save_model, quiet=args.quiet, command=command_line(),
+                    **run_settings_given(args))
+    print_summary(run.metrics, run.output_dir)
     return 0
 
 

