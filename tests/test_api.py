@@ -129,11 +129,12 @@ def test_the_quick_preset_from_python_is_the_commands(tmp_path):
     assert api.to_dict() == cli.to_dict() and api.run.to_dict() == cli.run.to_dict()
     assert api.run.data.max_train_samples == 200  # the CPU preset took effect
     assert api.final_seeds == 3 and api.space == "quick" and api.heads == ["cls", "mean_max"]
+    from poolbert.tuning.protocol import budget_text
+    from poolbert.tuning.results import Budget, StudyResult
     from poolbert.tuning.study import budget
-    from poolbert.tuning.summary import budget_text
 
-    lines = {budget_text({"budget": budget(tc, _space(tc), 1, 1), "preset": tc.preset,
-                          "wall_time_s": 0.0}) for tc in (api, cli)}
+    lines = {budget_text(StudyResult(budget=Budget.from_json(budget(tc, _space(tc), 1, 1)),
+                                     preset=tc.preset)) for tc in (api, cli)}
     assert len(lines) == 1 and "max_train_samples 200" in lines.pop()
 
 

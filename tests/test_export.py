@@ -273,7 +273,8 @@ def test_export_of_a_study_states_the_protocol(exports, tmp_path, capsys):
     text = (out / "README.md").read_text()
     meta = yaml.safe_load(text.split("---")[1])
     assert meta["license"] == "mit" and "mean_max" in meta["tags"]
-    assert "0.6800 ± 0.0120" in text and "holdout" in text and "learning_rate (tuned)" in text
+    assert "| mean_max | 66.00 | 61.00 | 3 | 68.00 | 1.20 | [60.00, 70.00] |" in text  # in %
+    assert "holdout" in text and "learning_rate (tuned)" in text
     scores = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert scores == pytest.approx({"accuracy": 0.75, "f1": (2 / 3 + 0.8) / 2})  # dev, not holdout
     assert "| accuracy (tuning holdout) | 0.6250 |" in text

@@ -281,33 +281,41 @@ def test_page_is_self_contained_and_references_only_existing_files(two_heads):
 
 def test_comparison_table_numbers_match_summary(two_heads):
     summary = json.loads((two_heads / "summary.json").read_text())
-    rows = table_as_dicts(parse_page(two_heads / "report" / "index.html").tables["comparison"])
+    page = parse_page(two_heads / "report" / "index.html")
+    rows = table_as_dicts(page.tables["metric"])
     assert [r["head"] for r in rows] == ["cls", "mean_max"]
-    for row in rows:
+    for row in rows:  # accuracy in percent, as summary.md and the model card print it
         h = summary["heads"][row["head"]]
-        assert row["best trial value"] == f"{h['best_value']:.4f}"
-        assert row["best model"] == f"{h['dev_accuracy_best']:.4f}"
-        assert row["seed mean"] == f"{h['mean']:.4f}"
-        assert row["seed std"] == f"{h['std']:.4f}"
-        assert row["95% interval"] == f"[{h['ci95'][0]:.4f}, {h['ci95'][1]:.4f}]"
-        assert row["best trial"] == str(h["best_trial"])
-        assert row["trials (complete / pruned / failed)"].startswith(str(h["n_trials"]))
+        assert row["best trial (holdout)"] == f"{100 * h['best_value']:.2f}"
+        assert row["best model on dev"] == f"{100 * h['dev_accuracy_best']:.2f}"  # older key
+        assert row["seeds"] == str(len(h["seed_accuracies"]))
+        assert row["seed mean"] == f"{100 * h['mean']:.2f}"
+        assert row["seed std"] == f"{100 * h['std']:.2f}"
+        assert row["95% t-interval"] == f"[{100 * h['ci95'][0]:.2f}, {100 * h['ci95'][1]:.2f}]"
+    trials = {r["head"]: r for r in table_as_dicts(page.tables["trials"])}
+    for head, h in summary["heads"].items():
+        assert [trials[head][k] for k in ("complete", "pruned", "failed")] == [
+            str(h["n_complete"]), str(h["n_pruned"]), str(h["n_failed"])]
+    params = table_as_dicts(page.tables["hyperparameters"])
+    best_trial = next(r for r in params if r["parameter"] == "best trial")
+    assert [best_trial[h] for h in ("cls", "mean_max")] == [
+        str(summary["heads"][h]["best_trial"]) for h in ("cls", "mean_max")]
 
 
 def test_paired_test_table_matches_summary(two_heads):
     comparison = json.loads((two_heads / "summary.json").read_text())["comparisons"][0]
     rows = table_as_dicts(parse_page(two_heads / "report" / "index.html").tables["tests"])
-    assert rows == [{"head A": "cls", "head B": "mean_max", "test": "mcnemar",
+    assert rows == [{"A": "cls", "B": "mean_max", "test": "mcnemar",
                      "statistic": fmt_number(comparison["statistic"]), "p-value": "0.2667",
-                     "difference (A - B)": "–", "A right, B wrong": "12",
-                     "B right, A wrong": "8", "significant": "no", "alpha": "0.0500",
-                     "basis": "majority vote over 3 seed runs"}]
+                     "difference (A − B)": "–", "A right, B wrong": "12",
+                     "B right, A wrong": "8", "significant (p < alpha)": "no",
+                     "alpha": "0.0500", "basis": "majority vote over 3 seed runs"}]
 
 
 def test_page_states_protocol_evaluator_and_config(two_heads):
     text = (two_heads / "report" / "index.html").read_text()
     assert "fANOVA" in text  # importance evaluator named
-    assert "mcnemar" in text and "3 different seeds" in text
+    assert "exact McNemar" in text and "re-trained with 3 seeds" in text
     assert "accuracy on a 10% stratified holdout of train" in text
     assert "learning_rate float in [1e-05, 0.0001], log scale; max_length one of 64, 128" in text
     assert "&quot;study_name&quot;: &quot;study&quot;" in text  # config.json shown, escaped
@@ -336,8 +344,8 @@ def test_head_without_complete_trials_gives_notes(tmp_path):
     assert "heads/attention/best/history.jsonl is missing" in notes
     assert_png(root / "report" / "attention_history.png")  # the pruned trial's last value
     assert_png(root / "report" / "attention_intermediate.png")
-    rows = table_as_dicts(page.tables["comparison"])
-    assert [r["best trial value"] for r in rows] == ["0.7000", "–"]
+    rows = table_as_dicts(page.tables["metric"])
+    assert [r["best trial (holdout)"] for r in rows] == ["70.00", "–"]
 
 
 def test_without_storage_falls_back_to_trials_csv(tmp_path):
@@ -394,7 +402,8 @@ def test_figure_data_is_read_apart_from_drawing(two_heads):
 
 
 def test_only_the_figure_modules_import_matplotlib():
-    package = REPO_ROOT / "src" / "poolbert" / "report"
+    package = REPO_ROOT / "src" / "poolbert" / "reporting"
+    assert package.is_dir()
     for path in package.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)

@@ -86,7 +86,8 @@ def test_quick_preset_trains_on_all_of_train_on_a_gpu_and_a_subset_on_a_cpu(tmp_
                                                                               monkeypatch):
     import torch
 
-    from poolbert.tuning.summary import budget_text
+    from poolbert.tuning.protocol import budget_text
+    from poolbert.tuning.results import StudyResult
 
     out = str(tmp_path / "s")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -102,7 +103,7 @@ def test_quick_preset_trains_on_all_of_train_on_a_gpu_and_a_subset_on_a_cpu(tmp_
     summary = {"preset": "quick", "wall_time_s": 60.0,
                "budget": {"n_trials": {"cls": 4}, "timeout": None, "max_train_samples": None,
                           "device": "cuda", "final_seeds": 3, "n_workers": 1}}
-    text = budget_text(summary)
+    text = budget_text(StudyResult.from_json(summary))
     assert "max_train_samples all on cuda (the quick preset: all of train on a GPU" in text
 
 

@@ -91,7 +91,7 @@ def tune(config: ConfigLike = None, *, output_dir: str | os.PathLike, preset: st
             storage, n_workers, pack, ...) and run settings for every trial, by name.
 
     Returns:
-        The `Study`: `summary` (summary.json), `best_run_dir(head)`, `load(head)`.
+        The `Study`: `summary` (summary.json, typed), `best_run_dir(head)`, `load(head)`.
 
     Raises:
         PoolbertError: bad settings, data, space or storage (one line; nothing is written).
@@ -99,7 +99,7 @@ def tune(config: ConfigLike = None, *, output_dir: str | os.PathLike, preset: st
     Example:
         >>> study = poolbert.tune(preset="quick", poolings=["cls", "mean_max"],
         ...                       output_dir="runs/quick")
-        >>> study.summary["heads"]["mean_max"]["mean"]
+        >>> study.summary.heads["mean_max"].mean
     """
     from .interrupts import sigterm_as_interrupt
     from .tuning import run_study

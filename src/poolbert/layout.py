@@ -312,23 +312,8 @@ class StudyDir:
     def read_config(self) -> dict:
         return _json_or_empty(self.config_file)
 
-    def read_summary(self) -> dict:
-        return _json_or_empty(self.summary_json)
-
     def read_trials(self) -> list[dict[str, str]]:
         return read_trials_csv(self.trials_csv)
-
-
-def head_dev_value(head: dict) -> float | None:
-    """summary.json: a head's best model on dev, in the study's metric (studies written before
-    --metric existed name it dev_accuracy_best)."""
-    return head.get("dev_value_best", head.get("dev_accuracy_best"))
-
-
-def head_seed_values(head: dict) -> list[float]:
-    """summary.json: a head's seed re-trainings on dev, in the study's metric (or, from
-    studies written before --metric, their seed_accuracies)."""
-    return list(head.get("seed_values", head.get("seed_accuracies")) or [])
 
 
 def is_study(path: Path) -> bool:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import RunConfig
 from .errors import PoolbertError
 from .layout import RunDir, StudyDir, is_run, is_study
+
+if TYPE_CHECKING:
+    from .tuning.results import StudyResult
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Study:
 
     Example:
         >>> study = poolbert.tune(preset="quick", output_dir="runs/quick")
-        >>> study.summary["heads"]["mean_max"]["mean"], study.best_run_dir("mean_max")
+        >>> study.summary.heads["mean_max"].mean, study.best_run_dir("mean_max")
     """
 
     output_dir: Path
@@ -79,10 +82,17 @@ class Study:
         object.__setattr__(self, "output_dir", path)
 
     @property
-    def summary(self) -> dict[str, Any]:
-        """summary.json: per head the trials, best settings, dev scores and seed statistics;
-        the paired tests between heads; the budget and the protocol."""
-        return StudyDir(self.output_dir).read_summary()
+    def summary(self) -> StudyResult:
+        """summary.json as a typed `StudyResult`: per head (`heads[name]`) the trials, best
+        settings, dev scores and seed statistics; the paired tests between heads
+        (`comparisons`); the budget."""
+        from .tuning.results import read_result
+
+        result = read_result(StudyDir(self.output_dir))
+        if result is None:
+            raise PoolbertError(f"{self.output_dir}: no summary.json yet (the study has not "
+                                "finished; run it again to resume)")
+        return result
 
     @property
     def heads(self) -> list[str]:

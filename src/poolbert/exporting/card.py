@@ -15,10 +15,14 @@ from transformers import PreTrainedModel
 from ..config import DEFAULT_MODEL
 from ..data import GLUE_TASKS, HUB_DATASET
 from ..errors import PoolbertError
-from ..layout import head_dev_value, read_predictions
+from ..layout import read_predictions
 from ..model import calibration_of, problem_of
 from ..pooling import DESCRIPTIONS
 from ..text import first_line
+from ..tuning.markdown import markdown_table
+from ..tuning.protocol import findings_text, protocol_text
+from ..tuning.results import StudyResult
+from ..tuning.tables import metric_table, paired_test_table, trial_table
 from .sources import Source, TrainingInfo, is_number, label_names
 
 if TYPE_CHECKING:
@@ -44,7 +48,8 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
     encoder = public_model_name(src.run_config().get("model", {}).get("model_name_or_path")
                                 or getattr(model.config, "base_model_name_or_path", None))
     # the best trial's validation scores, read once: the run's own metrics are on the holdout
-    dev = _dev_scores(src) if _selected_on_holdout(src) else None
+    result = src.result()
+    dev = _dev_scores(src, result) if _selected_on_holdout(src, result) else None
     results = _eval_results(src, task, dev) or None
     temperature, threshold = calibration_of(model.config)
     try:
@@ -62,7 +67,8 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE), title=name, encoder=base_model_id(encoder) or encoder,
         trained_on=_trained_on(src, info), head=head, head_description=DESCRIPTIONS.get(head, head),
-        labels=label_names(model.config), results=_results_rows(src, dev), **_protocol(src),
+        labels=label_names(model.config), results=_results_rows(src, dev),
+        **_protocol(src, result),
         **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
         repo=repo_id or f"<user>/{name}",
         pair=info.text_columns is not None and len(info.text_columns) == 2, onnx=onnx,
@@ -139,18 +145,18 @@ def _eval_results(src: Source, task: str | None, dev: dict[str, float | None] | 
     ]
 
 
-def _selected_on_holdout(src: Source) -> bool:
-    return (src.best().get("selection") or src.summary().get("selection")) == "holdout"
+def _selected_on_holdout(src: Source, result: StudyResult | None) -> bool:
+    return (src.best().get("selection") or (result.selection if result else None)) == "holdout"
 
 
-def _dev_scores(src: Source) -> dict[str, float | None]:
+def _dev_scores(src: Source, result: StudyResult | None) -> dict[str, float | None]:
     """The best trial's validation metrics, which `tune` scores after selection."""
     from ..metrics import classification_metrics, multilabel_metrics, regression_metrics
 
-    summary = src.summary()
-    value = head_dev_value(summary.get("heads", {}).get(src.head, {}))
-    unknown = {hub: value if key == summary.get("metric", "eval_accuracy") else None
-               for hub, key, _ in _card_metrics(src)}
+    head = result.heads.get(src.head or "") if result else None
+    value = head.dev_value_best if head else None
+    metric = result.metric if result else "eval_accuracy"
+    unknown = {hub: value if key == metric else None for hub, key, _ in _card_metrics(src)}
     if src.study is None or src.head is None:
         return unknown
     path = src.study.head(src.head).dev_predictions
@@ -193,8 +199,9 @@ def _results_rows(src: Source,
 # ----------------------------------------------------------------------------- protocol
 
 
-def _protocol(src: Source) -> dict[str, Any]:
-    """`run`: one training run's seed and epochs; `study`: the study's facts; neither: none."""
+def _protocol(src: Source, result: StudyResult | None) -> dict[str, Any]:
+    """`run`: one training run's seed and epochs; `study`: which trial of which head, and the
+    study's protocol and tables (those summary.md and the report show); neither: none."""
     config, metrics = src.run_config(), src.metrics()
     if src.study is None:
         if not config:
@@ -203,33 +210,17 @@ def _protocol(src: Source) -> dict[str, Any]:
                "best_epoch": metrics.get("best_epoch", "?"),
                "epochs_run": metrics.get("epochs_run", "?")}
         return {"run": run, "study": None}
-    summary, best = src.summary(), src.best()
-    stats = summary.get("heads", {}).get(src.head, {})
-    study = {
-        "head": src.head, "trial": best.get("trial_number", "?"),
-        "selection": summary.get("select_on_description")
-        or best.get("selection") or summary.get("selection", "?"),
-        **{key: stats.get(key, "?") for key in ("n_trials", "n_complete", "n_pruned", "n_failed")},
-        "seeds": _seed_spread(stats, summary.get("metric", "accuracy")),
-        "comparisons": [
-            {**comp, "p_value": f"{comp['p_value']:.3g}", "test": comp.get("test", "test")}
-            for comp in summary.get("comparisons", [])
-            if src.head in (comp.get("a"), comp.get("b")) and is_number(comp.get("p_value"))],
-    }
+    best = src.best()
+    study = {"head": src.head, "trial": best.get("trial_number", "?"),
+             "selection": best.get("selection", "?"), "protocol": [], "tables": []}
+    if result is not None:
+        study["protocol"] = findings_text(result) + protocol_text(result)
+        if result.heads:
+            tables = [metric_table(result), paired_test_table(result, src.head),
+                      trial_table(result)]
+            study["tables"] = [{"title": t.title[:1].upper() + t.title[1:],
+                                "markdown": markdown_table(t)} for t in tables]
     return {"run": None, "study": study}
-
-
-def _seed_spread(stats: dict, metric: str) -> dict[str, Any] | None:
-    """The seed re-trainings' mean, std and 95% CI as the card prints them; None without a mean."""
-    if not is_number(stats.get("mean")):
-        return None
-    ci = stats.get("ci95")
-    return {
-        "seeds": ", ".join(map(str, stats.get("seeds") or [])), "n": len(stats.get("seeds") or []),
-        "metric": metric, "mean": f"{stats['mean']:.4f}",
-        "std": f"{stats['std']:.4f}" if is_number(stats.get("std")) else None,
-        "ci": [f"{c:.4f}" for c in ci] if ci and all(map(is_number, ci)) else None,
-    }
 
 
 def _hyperparameters(src: Source, info: TrainingInfo) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ..errors import PoolbertError
 from ..files import read_json, refuse_unfinished, write_json
 from ..layout import RunDir, StudyDir
 from ..text import first_line
+from ..tuning.results import StudyResult, read_result
 from ..version import __version__
 
 EXPORT_INFO = "poolbert.json"  # head, task, text columns, max_length: what predict needs later
@@ -42,8 +43,9 @@ class Source:
     def metrics(self) -> dict:
         return self.run.read_metrics() if self.run else {}
 
-    def summary(self) -> dict:
-        return self.study.read_summary() if self.study else {}
+    def result(self) -> StudyResult | None:
+        """The study's summary.json, typed; None for a run, or a study without one."""
+        return read_result(self.study) if self.study else None
 
     def best(self) -> dict:
         return self.study.head(self.head).read_best() if self.study and self.head else {}
@@ -95,13 +97,14 @@ def pick_head(study: str | os.PathLike, head: str) -> str:
 
 def _head_scores(study: StudyDir, heads: list[str]) -> dict[str, float]:
     """Seed means when every head has one (one yardstick for all), else the tuning best values."""
-    summary = study.read_summary().get("heads", {})
-    means = {h: summary.get(h, {}).get("mean") for h in heads}
+    result = read_result(study)
+    found = result.heads if result else {}
+    means = {h: found[h].mean if h in found else None for h in heads}
     if all(is_number(v) for v in means.values()):
-        return means
+        return {h: float(v) for h, v in means.items() if v is not None}
     best = {}
     for h in heads:
-        value = summary.get(h, {}).get("best_value")
+        value: Any = found[h].best_value if h in found else None
         if not is_number(value):
             value = study.head(h).read_best().get("value")
         if is_number(value):

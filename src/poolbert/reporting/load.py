@@ -19,6 +19,7 @@ from ..errors import PoolbertError
 from ..layout import HeadDir, Predictions, RunDir, StudyDir, read_predictions
 from ..metrics import LABELS, METRIC_KEYS, classification_metrics, labelled
 from ..text import first_line, redact, url_password
+from ..tuning.results import StudyResult, read_result
 
 # metrics.json key -> words: "eval_mcc" -> "validation Matthews correlation"
 METRIC_LABELS = MappingProxyType({key: f"validation {LABELS[name]}"
@@ -82,7 +83,7 @@ class HeadData:
 class StudyData:
     path: Path
     config: dict
-    summary: dict
+    result: StudyResult | None  # summary.json; None until the study has finished
     heads: dict[str, HeadData]
     source: str  # where the trials came from, in words
     notes: list[str] = field(default_factory=list)
@@ -101,12 +102,12 @@ def existing_dir(path: Path | str) -> Path:
 def load_study_dir(study_dir: Path, storage: str | None = None) -> StudyData:
     """Everything the report needs from a study directory; missing parts become notes."""
     folder = StudyDir(study_dir)
-    config, summary = folder.read_config(), folder.read_summary()
+    config, result = folder.read_config(), read_result(folder)
     notes: list[str] = []
-    if not summary:
+    if result is None:
         notes.append("summary.json is missing: the comparison table and seed statistics are not "
                       "available (the study may not have finished).")
-    known = _known_heads(folder, config, summary)
+    known = _known_heads(folder, config, result)
     try:
         trials, directions, source = _trials_from_storage(folder, config, known, storage)
     except _NoStorage as exc:
@@ -123,16 +124,16 @@ def load_study_dir(study_dir: Path, storage: str | None = None) -> StudyData:
             best_json=head_dir.read_best() or None,
             best_dir=best if best.is_dir() else None,
         )
-    return StudyData(study_dir, config, summary, heads, source, notes)
+    return StudyData(study_dir, config, result, heads, source, notes)
 
 
 def _ordered(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _known_heads(folder: StudyDir, config: dict, summary: dict) -> list[str]:
+def _known_heads(folder: StudyDir, config: dict, result: StudyResult | None) -> list[str]:
     names = list(config.get("poolings") or [])
-    names += list((summary.get("heads") or {}).keys())
+    names += list(result.heads if result else [])
     return _ordered(names + folder.head_names())
 
 
@@ -305,7 +306,8 @@ def metric_label(metric: str | None) -> str:
 
 def selection(study: StudyData) -> str | None:
     """"holdout" or "dev": which examples the trials were scored on."""
-    found = study.summary.get("selection") or nested(study.config, "tune", "select_on")
+    found = (study.result and study.result.selection) or nested(study.config, "tune",
+                                                                 "select_on")
     for head in study.heads.values():
         found = found or (head.best_json or {}).get("selection")
     return found
@@ -313,7 +315,7 @@ def selection(study: StudyData) -> str | None:
 
 def objective_label(study: StudyData) -> str:
     """The trials' objective in words: holdout accuracy under --select-on holdout."""
-    label = metric_label(study.summary.get("metric") or "eval_accuracy")
+    label = metric_label(study.result.metric if study.result else "eval_accuracy")
     return label.replace("validation", "holdout") if selection(study) == "holdout" else label
 
 

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PoolbertError
-from ..layout import StudyDir, head_dev_value, head_seed_values
-from ..text import fmt_number, plural
+from ..layout import StudyDir
+from ..text import plural
+from ..tuning.protocol import findings_text, protocol_text
+from ..tuning.results import HeadResult, StudyResult
+from ..tuning.tables import Table, hyperparameter_table, study_tables
+from ..tuning.tables import param as fmt_param
 from .figures.confusion import get_confusion_info, plot_confusions
 from .figures.head_accuracy import get_head_accuracy_info, plot_head_accuracy
 from .figures.history import get_history_info, plot_history
@@ -37,12 +41,6 @@ from .load import (
     selection,
 )
 
-COMPARISON_HEADERS = ("head", "trials (complete / pruned / failed)", "best trial",
-                      "best trial value", "best model", "seeds", "seed mean", "seed std",
-                      "95% interval", "epochs saved by pruning")
-TEST_HEADERS = ("head A", "head B", "test", "statistic", "p-value", "difference (A - B)",
-                "A right, B wrong", "B right, A wrong", "significant", "alpha", "basis")
-
 
 def build_report(study_dir: Path, storage: str | None = None) -> Path:
     """Write `<study_dir>/report/` (PNGs + self-contained index.html); return index.html's path.
@@ -52,14 +50,13 @@ def build_report(study_dir: Path, storage: str | None = None) -> Path:
     """
     study_dir = existing_dir(study_dir)
     study = load_study_dir(study_dir, storage)
-    if not study.heads and not study.summary:
+    if not study.heads and study.result is None:
         raise PoolbertError(f"{study_dir}: no study found (no heads/, summary.json, trials.csv "
                             "or Optuna storage with this study's trials)")
     folder = StudyDir(study_dir).report
     with report_page(folder, f"poolbert report: {_study_title(study)}") as page:
         _header(study, page)
-        page.add('<h2 id="protocol">Protocol</h2>')
-        page.add("".join(f"<p>{esc(p)}</p>" for p in protocol_text(study)))
+        _protocol_section(study, page)
         _comparison_section(study, page)
         for head in study.heads.values():
             _head_section(study, head, page)
@@ -74,8 +71,9 @@ def _study_title(study: StudyData) -> str:
 def _header(study: StudyData, page: Page) -> None:
     heads = list(study.heads)
     page.add(f"<h1>poolbert study report: {esc(_study_title(study))}</h1>")
-    task = study.summary.get("task") or nested(study.config, "data", "task")
-    model = study.summary.get("model") or nested(study.config, "model", "model_name_or_path")
+    result = study.result
+    task = (result and result.task) or nested(study.config, "data", "task")
+    model = (result and result.model) or nested(study.config, "model", "model_name_or_path")
     page.add(f'<p class="meta">Task: {esc(task or "custom data")} · encoder: {esc(model or "?")} · '
              f"heads: {esc(', '.join(heads) or 'none')}</p>")
     page.add(generated_line(study.source))
@@ -91,59 +89,29 @@ def _header(study: StudyData, page: Page) -> None:
 # Protocol
 # ---------------------------------------------------------------------------------------------
 
-def protocol_text(study: StudyData) -> list[str]:
-    """The study's protocol in plain sentences, from config.json and summary.json."""
-    config, summary = study.config, study.summary
-    sentences = [_trials_sentence(study)]
-    space = config.get("space")
+def _protocol_section(study: StudyData, page: Page) -> None:
+    """The study's protocol (the words summary.md and the model card print too), then what
+    this page's figures were drawn from."""
+    page.add('<h2 id="protocol">Protocol</h2>')
+    shared = findings_text(study.result) + protocol_text(study.result) if study.result else []
+    page.add("".join(f"<p>{esc(p)}</p>" for p in [*shared, *figures_text(study)]))
+
+
+def figures_text(study: StudyData) -> list[str]:
+    """What the figures show and where they come from: the trials recorded, the search space
+    in config.json, the storage, the importance evaluator."""
+    recorded = ", ".join(f"{h} {len(d.trials)}" for h, d in study.heads.items()) or "none"
+    sentences = [f"Trials recorded per head: {recorded}. Every trial reported its "
+                 f"{objective_label(study)} after each epoch as an intermediate value, so that "
+                 "the pruner could stop unpromising trials early; pruned trials are shown with "
+                 "their last reported value."]
+    space = study.config.get("space")
     if space:
-        sentences.append("Search space: " + describe_space(space) + ".")
-    described = summary.get("select_on_description") or summary.get("selection")
-    if described:
-        sentences.append(f"Trials were scored on: {str(described).rstrip('.')}.")
-    n_eval = summary.get("n_eval")
-    seeds = _seed_counts(summary)
-    if seeds:
-        examples = f" ({n_eval} examples)" if n_eval else ""
-        sentences.append(
-            f"The best hyperparameters of each head were re-trained with {seeds} different "
-            f"seeds and evaluated on the validation set{examples}; "
-            "the comparison table gives the best trial's value, the seed mean ± standard "
-            "deviation and the 95% interval of the mean across seeds (summary.json).")
-    comparisons = summary.get("comparisons") or []
-    if comparisons:
-        tests = sorted({str(c.get("test", "a paired test")) for c in comparisons})
-        alpha = comparisons[0].get("alpha")
-        sentences.append(
-            f"Heads were compared in pairs with {', '.join(tests)} on the per-example "
-            "predictions of their best models on the same validation examples"
-            f"{f' (significance level alpha = {alpha})' if alpha is not None else ''}.")
+        sentences.append("Search space in detail (config.json): " + describe_space(space) + ".")
     sentences.append(f"Figures were drawn from {study.source} and the saved run files; "
                      "hyperparameter importances use Optuna's fANOVA evaluator unless a figure "
                      "says otherwise.")
     return sentences
-
-
-def _trials_sentence(study: StudyData) -> str:
-    """How the heads were tuned: studies, trials, sampler and pruner, intermediate values."""
-    config = study.config
-    n_trials = config.get("n_trials")
-    recorded = ", ".join(f"{h} {len(d.trials)}" for h, d in study.heads.items())
-    trials_text = (f"{n_trials} trials requested per head (recorded: {recorded})"
-                   if n_trials is not None else f"trials per head: {recorded}")
-    study_name = config.get("study_name")
-    naming = f' (named "{study_name}-<head>")' if study_name else ""
-    sampler = config.get("sampler")
-    pruner = config.get("pruner")
-    tools = ", ".join(part for part in (
-        f"sampler: {_describe(sampler)}" if sampler else "",
-        f"pruner: {_describe(pruner)}" if pruner else "") if part)
-    return (f"Each pooling head ({', '.join(study.heads) or 'none'}) was tuned in its own Optuna "
-            f"study{naming}, {trials_text}{'; ' + tools if tools else ''}. Every trial fine-tuned "
-            f"the encoder with the sampled hyperparameters and reported the "
-            f"{objective_label(study)} after each epoch as an intermediate value, so that the "
-            "pruner could stop unpromising trials early; pruned trials are shown with their last "
-            "reported value.")
 
 
 def describe_space(space: Any) -> str:
@@ -168,8 +136,8 @@ def _describe_param(param: Any) -> str:
     if "low" in param and "high" in param:
         scale = ", log scale" if param.get("log") else ""
         step = f", step {param['step']}" if param.get("step") is not None else ""
-        return (f"{param.get('type', 'float')} in [{_fmt_param(param['low'])}, "
-                f"{_fmt_param(param['high'])}]{scale}{step}")
+        return (f"{param.get('type', 'float')} in [{fmt_param(param['low'])}, "
+                f"{fmt_param(param['high'])}]{scale}{step}")
     return _describe(param)
 
 
@@ -179,79 +147,38 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
-def _fmt_param(value: Any) -> str:
-    return fmt_number(value, small=1e-2)  # a learning rate of 2e-05 is not 0.0000
-
-
-def _seed_counts(summary: dict) -> str:
-    counts = sorted({len(h.get("seeds") or head_seed_values(h))
-                     for h in (summary.get("heads") or {}).values()} - {0})
-    return " or ".join(str(c) for c in counts)
-
-
 # ---------------------------------------------------------------------------------------------
 # Comparison across heads
 # ---------------------------------------------------------------------------------------------
 
-def comparison_rows(summary: dict, order: list[str]) -> list[list[str]]:
-    """Rows of the comparison table (numbers from summary.json, formatted by fmt_number)."""
-    heads = summary.get("heads") or {}
-    rows = []
-    for name in [h for h in order if h in heads] + [h for h in heads if h not in order]:
-        h = heads[name]
-        ci = h.get("ci95")
-        interval = f"[{fmt_number(ci[0])}, {fmt_number(ci[1])}]" if ci else "–"
-        trials = (f"{fmt_number(h.get('n_trials'))} ({fmt_number(h.get('n_complete'))} / "
-                  f"{fmt_number(h.get('n_pruned'))} / {fmt_number(h.get('n_failed'))})")
-        rows.append([name, trials, fmt_number(h.get("best_trial")), fmt_number(h.get("best_value")),
-                     fmt_number(head_dev_value(h)),
-                     fmt_number(len(head_seed_values(h))), fmt_number(h.get("mean")),
-                     fmt_number(h.get("std")), interval,
-                     fmt_number(h.get("epochs_saved_by_pruning"))])
-    return rows
-
-
-def fmt_p(value: Any) -> str:
-    if isinstance(value, int | float) and 0 <= value < 1e-4:
-        return "<0.0001"
-    return fmt_number(value)
-
-
-def paired_test_rows(summary: dict) -> list[list[str]]:
-    """Rows of the paired-tests table (numbers from summary.json's comparisons)."""
-    return [[str(c.get("a")), str(c.get("b")), str(c.get("test", "")),
-             fmt_number(c.get("statistic")), fmt_p(c.get("p_value")),
-             fmt_number(c.get("difference")),
-             fmt_number(c.get("a_correct_b_wrong")), fmt_number(c.get("b_correct_a_wrong")),
-             fmt_number(c.get("significant")), fmt_number(c.get("alpha")),
-             str(c.get("basis") or "–")]
-            for c in summary.get("comparisons") or []]
+def html_table(found: Table) -> str:
+    """A study table (tuning.tables) as HTML: a heading, the table or the note saying why it
+    is empty, and its note."""
+    if not found.rows:
+        return f"<h3>{esc(found.title[:1].upper() + found.title[1:])}</h3>" + note(found.note)
+    return (f"<h3>{esc(found.title[:1].upper() + found.title[1:])}</h3>"
+            + table(found.headers, found.rows, found.key)
+            + (f"<p>{esc(found.note)}</p>" if found.note else ""))
 
 
 def _comparison_section(study: StudyData, page: Page) -> None:
     page.add('<h2 id="comparison-section">Comparison across heads</h2>')
-    rows = comparison_rows(study.summary, list(study.heads))
-    value = metric_label(study.summary.get("metric") or "eval_accuracy").removeprefix(
-        "validation ")
-    if rows:
-        page.add(f"<p>All values are {esc(value)} values, from summary.json. \"Best trial "
-                 f"value\" is the best trial's objective ({esc(objective_label(study))}); "
-                 f"\"best model\" is that model's {esc(value)} on the validation set; seed "
-                 f"statistics are the validation {esc(value)} of the re-trainings with the best "
-                 "hyperparameters.</p>")
-        page.add(table(COMPARISON_HEADERS, rows, "comparison"))
+    order = list(study.heads)
+    if study.result is not None and study.result.heads:
+        for found in study_tables(study.result, order):
+            page.add(html_table(found))
     else:
         page.add(note("No per-head results in summary.json: no comparison table."))
-    _tests_table(study, page)
-    params = _best_params_rows(study)
-    if params:
-        page.add("<h3>Best hyperparameters per head</h3>")
-        page.add(table(["hyperparameter", *study.heads], params, "best-params"))
+        params = hyperparameter_table(_params_from_runs(study), order)
+        if params.headers[1:]:
+            page.add(html_table(params))
+    label = metric_label(study.result.metric if study.result else "eval_accuracy")
+    value = label.removeprefix("validation ")
     page.figure("heads_accuracy.png", f"{value[:1].upper() + value[1:]} per head: each seed "
                 "re-training (grey), the seed mean with its 95% interval (black) and the best "
                 "trial's model (red diamond).",
                 lambda p: plot_head_accuracy(get_head_accuracy_info(study), p))
-    problem_type = study.summary.get("problem_type", "single_label")
+    problem_type = study.result.problem_type if study.result else "single_label"
     if problem_type == "single_label":
         panels = [(h, best_confusion(d, selection(study))) for h, d in study.heads.items()]
         page.figure("confusion_matrices.png", "Confusion matrices of the best model of each "
@@ -264,31 +191,17 @@ def _comparison_section(study: StudyData, page: Page) -> None:
                         [best_predictions(d) for d in study.heads.values()]), p))
 
 
-def _tests_table(study: StudyData, page: Page) -> None:
-    tests = paired_test_rows(study.summary)
-    if tests:
-        page.add("<h3>Paired tests between heads</h3>")
-        page.add(table(TEST_HEADERS, tests, "tests"))
-    elif len(study.heads) < 2:
-        page.add(note("This study has a single head: there is no pair of heads to test."))
-    else:
-        page.add(note("summary.json records no paired tests between heads."))
-
-
-def _best_params(study: StudyData, head: HeadData) -> dict:
-    from_summary = ((study.summary.get("heads") or {}).get(head.name) or {}).get("best_params")
-    if from_summary:
-        return from_summary
-    if head.best_json and head.best_json.get("params"):
-        return head.best_json["params"]
-    best = head.best_trial()
-    return best.params if best else {}
-
-
-def _best_params_rows(study: StudyData) -> list[list[str]]:
-    per_head = {h: _best_params(study, d) for h, d in study.heads.items()}
-    names = list(dict.fromkeys(p for params in per_head.values() for p in params))
-    return [[p, *(_fmt_param(per_head[h].get(p)) for h in study.heads)] for p in names]
+def _params_from_runs(study: StudyData) -> StudyResult:
+    """Without summary.json (an unfinished study): each head's best settings from best.json,
+    else from its best trial, for the hyperparameter table."""
+    heads = {}
+    for name, head in study.heads.items():
+        best = head.best_trial()
+        params = (head.best_json or {}).get("params") or (best.params if best else None)
+        if params:
+            heads[name] = HeadResult(best_params=params,
+                                     best_trial=(head.best_json or {}).get("trial_number"))
+    return StudyResult(heads=heads)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ from ..metrics import criterion
 from ..resources import Resources, check_fit
 from ..training import fit
 from . import final, summary
+from .markdown import summary_markdown
 from .objective import FitFn, study_tracking
 from .pack_worker import pack_size
+from .results import read_result
 from .settings import TuneConfig
 from .space import SearchSpace, load_space
 from .storage import open_storage, open_study, storage_description
@@ -78,17 +80,17 @@ def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
             final.score_best_on_dev(tc, outcome, resources)
             seeds_trained += final.run_seeds(tc, outcome, resources, fit_fn, pack)
     wall = time.time() - start
-    previous = tc.dir.read_summary().get("wall_time_s")
-    if previous is not None and not seeds_trained and finished_trials(tc, storage) == \
-            finished_before:
-        wall = previous  # a rerun that trained nothing: the study took what it took before
+    previous = read_result(tc.dir)
+    if previous and previous.wall_time_s is not None and not seeds_trained and \
+            finished_trials(tc, storage) == finished_before:
+        wall = previous.wall_time_s  # a rerun that trained nothing: it took what it took before
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
                                    data_sizes(tc, resources), wall,
                                    budget(tc, space, len(gpus), pack), criterion(tc.run, resources.data),
                                    resources.data.label_names)
-    write_json(tc.dir.summary_json, result)
-    write_text(tc.dir.summary_md, summary.summary_markdown(result))
-    return result
+    write_json(tc.dir.summary_json, result.to_json())
+    write_text(tc.dir.summary_md, summary_markdown(result))
+    return result.to_json()
 
 
 def dashboard_attrs(tc: TuneConfig, head: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""What a study reports: trials.csv, summary.json and summary.md (the report's tables)."""
+"""What a study reports: trials.csv, and its results (`results.StudyResult`, written as
+summary.json) from the heads' outcomes: seed statistics and paired tests."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import layout
-from ..metrics import LABELS, Criterion
-from ..text import fmt_number, redact
+from ..metrics import Criterion
+from ..text import redact
 from . import stats
 from .final import HeadOutcome
+from .results import Budget, Comparison, HeadResult, StudyResult
 from .settings import TuneConfig
 
 ALPHA = 0.05
@@ -52,27 +54,27 @@ def epochs_saved(trials: list[FrozenTrial]) -> int:
                    for t in trials if t.state == TrialState.PRUNED))
 
 
-def head_summary(o: HeadOutcome) -> dict[str, Any]:
+def head_result(o: HeadOutcome) -> HeadResult:
     values = [r.value for r in o.seed_runs]
     count = Counter(t.state for t in o.trials)
-    return {
-        "n_trials": count[TrialState.COMPLETE] + count[TrialState.PRUNED] + count[TrialState.FAIL],
-        "n_requested": o.n_requested,
-        "n_complete": count[TrialState.COMPLETE],
-        "n_pruned": count[TrialState.PRUNED],
-        "n_failed": count[TrialState.FAIL],
-        "best_trial": o.best.number if o.best else None,
-        "best_value": o.best.value if o.best else None,
-        "best_params": dict(o.best.params) if o.best else None,
-        "best_epoch": o.best.user_attrs.get("best_epoch") if o.best else None,
-        "dev_value_best": o.dev_value_best,
-        "dev_precision": o.dev_metrics.get("eval_precision"),
-        "dev_recall": o.dev_metrics.get("eval_recall"),
-        "seeds": [r.seed for r in o.seed_runs],
-        "seed_values": values,
+    return HeadResult(
+        n_trials=count[TrialState.COMPLETE] + count[TrialState.PRUNED] + count[TrialState.FAIL],
+        n_requested=o.n_requested,
+        n_complete=count[TrialState.COMPLETE],
+        n_pruned=count[TrialState.PRUNED],
+        n_failed=count[TrialState.FAIL],
+        best_trial=o.best.number if o.best else None,
+        best_value=o.best.value if o.best else None,
+        best_params=dict(o.best.params) if o.best else None,
+        best_epoch=o.best.user_attrs.get("best_epoch") if o.best else None,
+        dev_value_best=o.dev_value_best,
+        dev_precision=o.dev_metrics.get("eval_precision"),
+        dev_recall=o.dev_metrics.get("eval_recall"),
+        seeds=[r.seed for r in o.seed_runs],
+        seed_values=values,
         **stats.seed_summary(values),
-        "epochs_saved_by_pruning": epochs_saved(o.trials),
-    }
+        epochs_saved_by_pruning=epochs_saved(o.trials),
+    )
 
 
 def representative(o: HeadOutcome, labels: np.ndarray,
@@ -98,12 +100,12 @@ def representative(o: HeadOutcome, labels: np.ndarray,
 
 
 def comparisons(outcomes: list[HeadOutcome], labels: np.ndarray, judge: Criterion,
-                alpha: float = ALPHA) -> list[dict[str, Any]]:
+                alpha: float = ALPHA) -> list[Comparison]:
     """Every pair of heads on the same dev examples. Classification: exact McNemar and a
     paired bootstrap on per-example correctness; regression: Wilcoxon on squared errors and a
     bootstrap of the correlation difference; and a paired t-test over seeds (the metric) where
     both heads have two or more."""
-    out: list[dict[str, Any]] = []
+    out: list[Comparison] = []
     for a, b in itertools.combinations(outcomes, 2):
         (ca, basis_a), (cb, basis_b) = (representative(h, labels, judge.problem_type)
                                         for h in (a, b))
@@ -114,13 +116,15 @@ def comparisons(outcomes: list[HeadOutcome], labels: np.ndarray, judge: Criterio
                                                                f"{b.head}: {basis_b}"}
         tests = (_regression_tests(ca, cb, labels) if judge.problem_type == "regression"
                  else _classification_tests(ca, cb, pair))
-        out += [{**pair, **test, "significant": test["p_value"] < alpha} for test in tests]
+        out += [Comparison(**{**pair, **test, "significant": test["p_value"] < alpha})
+                for test in tests]
         t = stats.paired_t([r.value for r in a.seed_runs], [r.value for r in b.seed_runs])
         if t is not None:
-            out.append({"a": a.head, "b": b.head, "test": "paired_t_seeds", "alpha": alpha,
-                        "statistic": t["statistic"], "p_value": t["p_value"],
-                        "significant": t["p_value"] < alpha, "difference": t["difference"],
-                        "basis": f"{judge.label} of seed k of {a.head} vs seed k of {b.head}"})
+            out.append(Comparison(
+                a.head, b.head, alpha, f"{judge.label} of seed k of {a.head} vs seed k of "
+                f"{b.head}", test="paired_t_seeds", statistic=t["statistic"],
+                p_value=t["p_value"], difference=t["difference"],
+                significant=t["p_value"] < alpha))
     return out
 
 
@@ -160,157 +164,23 @@ def selection_text(tc: TuneConfig, n_fit: int, n_holdout: int, n_eval: int) -> s
 def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.ndarray,
                   sizes: dict[str, int], wall_time_s: float,
                   budget: dict[str, Any], judge: Criterion,
-                  label_names: list[str]) -> dict[str, Any]:
-    return {
-        "task": tc.run.data.task,
-        "model": tc.run.model.model_name_or_path,
-        "selection": tc.select_on,
-        "select_on_description": selection_text(tc, sizes["fit"], sizes["holdout"],
-                                                sizes["eval"]),
-        "metric": judge.key,
-        "metric_name": judge.metric,
-        "problem_type": judge.problem_type,
-        "label_names": label_names,
-        "n_eval": sizes["eval"],
-        "n_train": sizes["train"],
-        "study_name": tc.name,
-        "storage": redact(tc.storage) if tc.storage else None,
-        "preset": tc.preset,
-        "budget": budget,
-        "heads": {o.head: head_summary(o) for o in outcomes},
-        "comparisons": comparisons(outcomes, dev_labels, judge),
-        "wall_time_s": round(wall_time_s, 1),
-    }
-
-
-# ----------------------------------------------------------------------------- summary.md
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    return fmt_number(value, digits, small=1e-3)  # a learning rate keeps its digits
-
-
-def _pct(value: float | None) -> str:
-    return fmt_number(None if value is None else 100 * value, 2)
-
-
-PERCENT = ("accuracy", "f1", "macro_f1", "micro_f1")  # metrics shown as percentages
-
-
-def _value(summary: dict[str, Any]) -> Any:
-    """How this study's metric is printed: as a percentage, or with 4 decimals."""
-    return _pct if _metric_name(summary) in PERCENT else _num
-
-
-def _metric_name(summary: dict[str, Any]) -> str:
-    return summary.get("metric_name") or "accuracy"  # older studies judged by accuracy
-
-
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    heads = summary["heads"]
-    names = list(heads)
-    lines = [f"# poolbert study {summary['study_name']}: {summary['task'] or 'custom data'}, "
-             f"{summary['model']}", ""]
-    params = list(dict.fromkeys(p for h in heads.values() for p in (h["best_params"] or {})))
-    lines += ["## Table 1: best hyperparameters per head", ""]
-    rows = [[p, *(_num((heads[h]["best_params"] or {}).get(p), 6) for h in names)]
-            for p in params]
-    rows.append(["best epoch", *(_num(heads[h]["best_epoch"]) for h in names)])
-    rows.append(["best trial", *(_num(heads[h]["best_trial"]) for h in names)])
-    lines += _table(["parameter", *names], rows) + [""]
-
-    value, name = _value(summary), LABELS[_metric_name(summary)]
-    unit = " (%)" if value is _pct else ""
-    lines += [f"## Table 2: {name} per head{unit}", ""]
-    rows = [[h, value(heads[h]["best_value"]),
-             value(layout.head_dev_value(heads[h])),
-             value(heads[h]["mean"]), value(heads[h]["std"]),
-             "–" if not heads[h]["ci95"] else
-             f"[{value(heads[h]['ci95'][0])}, {value(heads[h]['ci95'][1])}]"] for h in names]
-    lines += _table(["head", f"best trial ({summary['selection']})", "best model on dev",
-                     "seed mean", "seed std", "95% t-interval"], rows) + [""]
-
-    lines += [f"## Table 3: seed re-trainings (dev {name}{unit})", ""]
-    rows = [[h, ", ".join(str(s) for s in heads[h]["seeds"]) or "–",
-             ", ".join(value(a) for a in layout.head_seed_values(heads[h])) or "–"] for h in names]
-    lines += _table(["head", "seeds", name], rows) + [""]
-
-    lines += ["## Table 4: paired tests between heads", ""]
-    rows = [[c["a"], c["b"], c["test"], _num(c["statistic"]), _num(c["p_value"]),
-             _num(c.get("a_correct_b_wrong")), _num(c.get("b_correct_a_wrong")),
-             _num(c["significant"]), c.get("basis", "")] for c in summary["comparisons"]]
-    lines += (_table(["A", "B", "test", "statistic", "p-value", "A right B wrong",
-                      "B right A wrong", f"p < {ALPHA}", "basis"], rows)
-              if rows else ["No pair of heads to compare."]) + [""]
-
-    lines += ["## Table 5: trials", ""]
-    rows = [[h, _num(heads[h]["n_requested"]), _num(heads[h]["n_complete"]),
-             _num(heads[h]["n_pruned"]), _num(heads[h]["n_failed"]),
-             _num(heads[h]["epochs_saved_by_pruning"])] for h in names]
-    lines += _table(["head", "requested", "complete", "pruned", "failed",
-                     "epochs saved by pruning"], rows) + [""]
-
-    lines += per_class_table(summary, names)
-    lines += ["## Protocol", "", f"Selection: {summary['select_on_description']}", "",
-              protocol_text(summary), "", budget_text(summary), ""]
-    return "\n".join(lines)
-
-
-def per_class_table(summary: dict[str, Any], names: list[str]) -> list[str]:
-    """Table 6: per class (per label), precision and recall of each head's best model on dev."""
-    heads = summary["heads"]
-    if not any(heads[h].get("dev_precision") for h in names):
-        return []
-    labels = summary.get("label_names") or [str(i) for i in range(
-        max(len(heads[h].get("dev_precision") or []) for h in names))]
-    rows = [[h, label, _pct((heads[h].get("dev_precision") or [None] * len(labels))[i]),
-             _pct((heads[h].get("dev_recall") or [None] * len(labels))[i])]
-            for h in names for i, label in enumerate(labels)]
-    return ["## Table 6: per-class precision and recall of the best model on dev (%)", "",
-            *_table(["head", "label", "precision", "recall"], rows), ""]
-
-
-def protocol_text(summary: dict[str, Any]) -> str:
-    budget, name = summary["budget"], LABELS[_metric_name(summary)]
-    regression = summary.get("problem_type") == "regression"
-    tests = ("Wilcoxon's signed-rank test on per-example squared errors and a paired bootstrap "
-             "(2,000 resamples) of the Pearson correlation difference, on each head's "
-             "seed-averaged predictions" if regression else
-             "exact McNemar (binomial test on the discordant counts) and a paired bootstrap "
-             "(10,000 resamples of examples) on per-example correctness (majority vote over "
-             "seeds, ties decided by the seed-averaged probabilities)")
-    return (
-        f"Each head has its own Optuna study ({summary['study_name']}-<head>) with a seeded TPE "
-        f"sampler and pruner {budget['pruner']}; a trial's objective is its best-epoch {name} "
-        f"on the selection set. Search space: {budget['space']}. The best settings of each head "
-        f"were re-trained with {budget['final_seeds']} seeds on {summary['n_train']} training "
-        f"examples and scored on {summary['n_eval']} dev examples (mean, sample std, 95% "
-        f"t-interval). Paired tests use the same dev examples: {tests}, and a paired t-test of "
-        f"the {name} over seeds; no correction for multiple comparisons."
+                  label_names: list[str]) -> StudyResult:
+    return StudyResult(
+        task=tc.run.data.task,
+        model=tc.run.model.model_name_or_path,
+        selection=tc.select_on,
+        select_on_description=selection_text(tc, sizes["fit"], sizes["holdout"], sizes["eval"]),
+        metric=judge.key,
+        metric_name=judge.metric,
+        problem_type=judge.problem_type,
+        label_names=label_names,
+        n_eval=sizes["eval"],
+        n_train=sizes["train"],
+        study_name=tc.name,
+        storage=redact(tc.storage) if tc.storage else None,
+        preset=tc.preset,
+        budget=Budget.from_json(budget),
+        heads={o.head: head_result(o) for o in outcomes},
+        comparisons=comparisons(outcomes, dev_labels, judge),
+        wall_time_s=round(wall_time_s, 1),
     )
-
-
-def _packed(budget: dict[str, Any]) -> str:
-    pack = budget.get("pack") or 1  # studies written before packs have none
-    return f", {pack} trials packed together per worker" if pack > 1 else ""
-
-
-def budget_text(summary: dict[str, Any]) -> str:
-    budget = summary["budget"]
-    trials = ", ".join(f"{h} {n}" for h, n in budget["n_trials"].items())
-    timeout = f"{budget['timeout']:.0f} s" if budget["timeout"] else "none"
-    device = budget.get("device")  # studies written before it was recorded have none
-    where = f" on {device}" if device else ""
-    if summary.get("preset") == "quick" and device:
-        where += (" (the quick preset: all of train on a GPU, a fixed subset on a CPU)")
-    return (f"Budget: trials per head {trials}; max_train_samples "
-            f"{budget['max_train_samples'] or 'all'}{where}; final seeds {budget['final_seeds']}; "
-            f"{budget['n_workers']} worker process(es){_packed(budget)}; timeout {timeout}. Wall "
-            f"time of this command: {summary['wall_time_s']:.0f} s.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ...layout import head_dev_value, head_seed_values
+from ...tuning.results import HeadResult
 from ..load import StudyData, metric_label
 from ._common import FigureSkipped, axis_label, once, save
 
@@ -30,23 +30,24 @@ class HeadAccuracyInfo:
 
 
 def get_head_accuracy_info(study: StudyData) -> HeadAccuracyInfo:
-    heads = study.summary.get("heads") or {}
-    names = [h for h in study.heads if h in heads] or list(heads)
-    if not names:
+    result = study.result
+    if result is None or not result.heads:
         raise FigureSkipped("The per-head accuracy plot needs summary.json with per-head results.")
-    n_eval = study.summary.get("n_eval")
+    names = [h for h in study.heads if h in result.heads] or list(result.heads)
+    n_eval = result.n_eval
     return HeadAccuracyInfo(
         title="Accuracy per head" + (f" (validation set, n = {n_eval})" if n_eval else ""),
-        ylabel=axis_label(metric_label(study.summary.get("metric") or "eval_accuracy")),
-        heads=[_head(name, heads[name]) for name in names])
+        ylabel=axis_label(metric_label(result.metric)),
+        heads=[_head(name, result.heads[name]) for name in names])
 
 
-def _head(name: str, h: dict) -> HeadAccuracy:
-    mean = h.get("mean")
+def _head(name: str, h: HeadResult) -> HeadAccuracy:
+    mean = h.mean
+    interval = (h.ci95[0], h.ci95[1]) if h.ci95 else (mean, mean) if mean is not None else None
     return HeadAccuracy(
-        name=name, seeds=[a for a in head_seed_values(h) if a is not None], mean=mean,
-        interval=tuple((h.get("ci95") or [mean, mean])[:2]) if mean is not None else None,
-        best=head_dev_value(h) if head_dev_value(h) is not None else h.get("best_value"))
+        name=name, seeds=[a for a in h.seed_values if a is not None], mean=mean,
+        interval=interval, best=h.dev_value_best if h.dev_value_best is not None
+        else h.best_value)
 
 
 def plot_head_accuracy(info: HeadAccuracyInfo, path: Path) -> Path:
