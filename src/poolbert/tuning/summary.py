@@ -11,7 +11,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import layout
-from ..metrics import LABELS, Criterion
+from ..metrics import LABELS, PERCENT, Criterion
 from ..text import fmt_number, redact
 from . import stats
 from .final import HeadOutcome
@@ -192,9 +192,6 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def _pct(value: float | None) -> str:
     return fmt_number(None if value is None else 100 * value, 2)
-
-
-PERCENT = ("accuracy", "f1", "macro_f1", "micro_f1")  # metrics shown as percentages
 
 
 def _value(summary: dict[str, Any]) -> Any:
