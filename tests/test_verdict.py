@@ -216,6 +216,11 @@ def test_one_run_heads_borrow_seed_noise_and_unlabelled_rows_are_dropped():
     out = compare_heads(single, base, "single_label", "accuracy", y, n_resamples=200)
     assert out.heads["b"]["seed_noise"] == "borrowed" and out.heads["a"]["seed_noise"] == "own"
     assert "borrowed" in out.comparisons[0]["basis"]
+    assert "Seed noise was not measured" not in out.text
+    alone = {h: HeadEvidence(e.preds[:1], seeded=False) for h, e in heads.items()}
+    out = compare_heads(alone, base, "single_label", "accuracy", y, n_resamples=200)
+    assert out.heads["h0"]["seed_noise"] == "none"
+    assert "Seed noise was not measured (h0, h1" in out.text
     hidden = y.copy()
     hidden[:50] = -1  # unlabelled rows count for nothing
     cut = compare_heads(heads, BaselineEvidence(base.name, base.value, base.preds),
@@ -275,3 +280,27 @@ def test_pairs_are_every_combination():
     pairs = [(r["a"], r["b"]) for r in out.comparisons if r["test"] == PRIMARY]
     assert pairs == list(itertools.combinations(heads, 2))
     assert all(r["mde_alpha"] == pytest.approx(0.05 / 6) for r in out.comparisons if r["primary"])
+
+
+def test_multi_label_and_loss_studies():
+    rng = np.random.default_rng(14)
+    y = (rng.random((120, 4)) < 0.3).astype(float)
+    runs = {h: np.where(rng.random((3, 120, 4)) < acc, y, 1 - y)
+            for h, acc in (("good", 0.97), ("bad", 0.75))}
+    heads = {h: HeadEvidence(p) for h, p in runs.items()}
+    base = baseline(y, y, "multi_label", "micro_f1", 4)
+    out = compare_heads(heads, base, "multi_label", "micro_f1", y, n_resamples=200)
+    assert out.heads["good"]["beats_baseline"] and out.comparisons[0]["difference"] > 0
+    assert out.comparisons[0]["significant"]
+    # the loss of single-label runs reads their probabilities; lower is better
+    labels = rng.integers(0, 2, 200)
+    probs = {h: np.clip(np.where(labels[None, :, None] == [0, 1], p, 1 - p), 0.01, 0.99)
+             for h, p in (("sharp", 0.9), ("vague", 0.45))}
+    heads = {h: HeadEvidence(p.argmax(axis=2), probs=p) for h, p in probs.items()}
+    heads = {h: HeadEvidence(np.repeat(e.preds, 3, 0), probs=np.repeat(e.probs, 3, 0))
+             for h, e in heads.items()}
+    loss_base = baseline(labels, labels, "single_label", "loss", 2)
+    out = compare_heads(heads, loss_base, "single_label", "loss", labels, n_resamples=200)
+    assert out.heads["sharp"]["mean"] == pytest.approx(-np.log(0.9))
+    assert out.heads["sharp"]["beats_baseline"] and not out.heads["vague"]["beats_baseline"]
+    assert "sharp < vague by" in out.text

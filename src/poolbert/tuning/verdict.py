@@ -278,11 +278,16 @@ def verdict_text(metric: str, baseline: dict, heads: dict[str, dict], rows: list
             f"{LABELS[metric]})"
     losers = [h for h, v in heads.items() if not v["beats_baseline"]]
     if heads and len(losers) == len(heads):
-        return (f"No head beats {shown}; the differences between heads are not "
-                "interpreted.")
-    out = [f"Every head beats {shown}." if not losers else
-           f"{', '.join(losers)} {'does' if len(losers) == 1 else 'do'} not beat {shown}."]
-    out += [_pair_sentence(r, metric) for r in rows if r["test"] == PRIMARY]
+        out = [f"No head beats {shown}; the differences between heads are not interpreted."]
+    else:
+        out = [f"Every head beats {shown}." if not losers else
+               f"{', '.join(losers)} {'does' if len(losers) == 1 else 'do'} not beat {shown}."]
+        out += [_pair_sentence(r, metric) for r in rows if r["test"] == PRIMARY]
+    unmeasured = [h for h, v in heads.items() if v.get("seed_noise") == "none"]
+    if unmeasured:
+        out.append(f"Seed noise was not measured ({', '.join(unmeasured)}: one run, no other "
+                   "head's seed runs to borrow from); the tests count the dev examples only and "
+                   "are optimistic.")
     return " ".join(out)
 
 
