@@ -25,6 +25,7 @@ FITTING = {  # the metrics each problem type has
     "regression": ("pearson", "spearman", "loss"),
 }
 DEFAULTS = {"single_label": "accuracy", "multi_label": "micro_f1", "regression": "pearson"}
+PERCENT = ("accuracy", "f1", "macro_f1", "micro_f1")  # metrics shown as percentages
 LABELS = {"accuracy": "accuracy", "f1": "F1", "macro_f1": "macro-F1", "micro_f1": "micro-F1",
           "mcc": "Matthews correlation", "pearson": "Pearson correlation",
           "spearman": "Spearman correlation", "loss": "loss"}

@@ -14,7 +14,7 @@ from ..version import __version__
 from . import flags
 
 # one module per subcommand (each owns its flags and handler); kept in the order of `--help`
-COMMANDS = ("train", "evaluate", "tune", "report", "export", "push", "predict")
+COMMANDS = ("train", "evaluate", "tune", "plan", "report", "export", "push", "predict")
 
 
 def version() -> str:

@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 def seed_summary(values: Sequence[float], confidence: float = 0.95) -> dict:
@@ -52,7 +52,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: a binomial test of b successes in b + c at 1/2."""
     if b + c == 0:
         return 1.0
-    return float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    # what stats.binomtest(min(b, c), b + c, 0.5) answers (at 1/2 the two tails are mirror
+    # images), from the binomial distribution function directly: a hundred times faster
+    return float(min(1.0, 2 * special.bdtr(min(b, c), b + c, 0.5)))
 
 
 def paired_bootstrap(a_correct: np.ndarray, b_correct: np.ndarray, n_resamples: int = 10_000,
@@ -80,9 +82,12 @@ def paired_t(a_values: Sequence[float], b_values: Sequence[float]) -> dict | Non
     a, b = np.asarray(a_values, dtype=float), np.asarray(b_values, dtype=float)
     if len(a) != len(b) or len(a) < 2 or np.ptp(a - b) <= 1e-12:  # rounding noise is no spread
         return None
-    result = stats.ttest_rel(a, b)
-    return {"statistic": float(result.statistic), "p_value": float(result.pvalue),
-            "difference": float((a - b).mean())}
+    d = a - b
+    # scipy.stats.ttest_rel's statistic and p-value, computed here: the simulation bench
+    # calls this 10^4 times and ttest_rel's argument handling costs milliseconds a call
+    statistic = float(d.mean() / (d.std(ddof=1) / math.sqrt(len(d))))
+    p_value = float(2 * special.stdtr(len(d) - 1, -abs(statistic)))
+    return {"statistic": statistic, "p_value": p_value, "difference": float(d.mean())}
 
 
 def paired_squared_errors(a_pred: np.ndarray, b_pred: np.ndarray, targets: np.ndarray) -> dict:

@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..metrics import LABELS
+from ..metrics import LABELS, PERCENT
 from ..text import fmt_number
 from .results import Comparison, HeadResult, StudyResult
-
-PERCENT = ("accuracy", "f1", "macro_f1", "micro_f1")  # metrics shown as percentages
 
 
 @dataclass(frozen=True)
