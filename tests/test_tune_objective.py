@@ -11,7 +11,7 @@ from helpers import fake_fit, fake_result, tiny_bert_dir, tiny_glue_dir, tiny_ru
 
 from poolbert.training import NonFiniteLoss, Resources, fit
 from poolbert.tuning import BestKeeper, Objective, TrialFailed, TrialSetup, load_space
-from poolbert.tuning.worker import make_pruner
+from poolbert.tuning.heads import make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
