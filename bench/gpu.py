@@ -404,11 +404,10 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
     import optuna
 
     from poolbert.device import resolve_device, resolve_precision
-    from poolbert.pack import Pack
+    from poolbert.pack import Pack, default_pack_size
     from poolbert.resources import Resources
-    from poolbert.tuning.objective import trial_config
-    from poolbert.tuning.pack_worker import DEFAULT_PACKS
     from poolbert.tuning.space import load_space
+    from poolbert.tuning.trials import trial_config
 
     space = load_space("paper")
     base = probe_config(args.model, args.data_dir, num_train_epochs=10)
@@ -416,7 +415,7 @@ def probe_paper_slice(args: argparse.Namespace) -> dict:
     base.data.max_eval_samples = args.train_samples  # a plumbing check stays short
     resources = Resources.load(base)
     size = sum(p.numel() for p in resources.base_encoder.parameters())
-    members = next(k for limit, k in DEFAULT_PACKS if size < limit)
+    members = default_pack_size(size, "cuda")
     device = resolve_device("auto")
     if device.type != "cuda":
         # a plumbing check: four bert-base members at max_length 256 in fp32 outgrow a 24 GB

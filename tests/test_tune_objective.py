@@ -13,7 +13,7 @@ from poolbert.losses import NonFiniteLoss
 from poolbert.resources import Resources
 from poolbert.training import fit
 from poolbert.tuning import BestKeeper, Objective, TrialFailed, TrialSetup, load_space
-from poolbert.tuning.worker import make_pruner
+from poolbert.tuning.heads import make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -21,8 +21,8 @@ from poolbert.errors import PoolbertError
 from poolbert.losses import NonFiniteLoss
 from poolbert.text import redact
 from poolbert.tuning import TuneConfig, load_space, run_study
+from poolbert.tuning.heads import OwnedTPESampler
 from poolbert.tuning.storage import open_storage
-from poolbert.tuning.worker import OwnedTPESampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -235,13 +235,13 @@ def test_ctrl_c_inside_optuna_leaves_no_trial_running(tiny, tmp_path, monkeypatc
     """A Ctrl-C that lands while Optuna creates or tells a trial waits for a safe point (the
     next training step, or between trials): no trial is left RUNNING, and resuming meets the
     budget exactly."""
-    from poolbert.tuning import worker
+    from poolbert.tuning import heads
 
     def sampler(tc, n_trials, index, n_existing):
         return SignalInSampler(hook, 1, seed=tc.run.train.seed + n_existing,
                                n_startup_trials=2)
 
-    monkeypatch.setattr(worker, "make_sampler", sampler)
+    monkeypatch.setattr(heads, "make_sampler", sampler)
     tc = settings(tiny, tmp_path / "s", n_trials=3)
     with pytest.raises(KeyboardInterrupt):
         run_study(tc)  # the real training loop on the tiny model

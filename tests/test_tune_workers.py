@@ -72,7 +72,7 @@ def test_two_workers_on_postgresql_and_no_password_on_disk(tiny, tmp_path, monke
 
 def gpu_plan(n_workers=None, trials_per_gpu=1, device="auto", gpus=("0", "1")):
     from poolbert.config import RunConfig
-    from poolbert.tuning.study import plan_workers
+    from poolbert.tuning.processes import plan_workers
 
     run = RunConfig()
     run.train.device = device
@@ -98,7 +98,7 @@ def test_cpu_and_named_devices_are_not_pinned():
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     import torch
 
-    from poolbert.tuning.study import visible_gpus
+    from poolbert.tuning.processes import visible_gpus
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
@@ -110,15 +110,16 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
 
 
 def test_worker_process_is_pinned_before_it_runs(monkeypatch):
-    from poolbert.tuning import worker
+    from poolbert.tuning import processes
+    from poolbert.tuning.worker import WorkerJob
 
     seen = []
-    monkeypatch.setattr(worker, "run_worker", lambda job, fn: seen.append(
+    monkeypatch.setattr(processes, "run_worker", lambda job, fn: seen.append(
         os.environ.get("CUDA_VISIBLE_DEVICES")))
-    monkeypatch.setattr(worker, "_quiet_logs", lambda: None)
+    monkeypatch.setattr(processes, "_quiet_logs", lambda: None)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    job = worker.WorkerJob(tune=None, space=None, index=1, gpu="1")
-    worker.worker_process(job, fake_fit, errors=None)
+    job = WorkerJob(tune=None, space=None, index=1, gpu="1")
+    processes.worker_process(job, fake_fit, errors=None)
     assert seen == ["1"]
 
 
@@ -128,7 +129,7 @@ def test_a_dead_unreaped_worker_counts_as_dead():
     import sys
     import time
 
-    from poolbert.tuning.storage import _alive
+    from poolbert.tuning.liveness import _alive
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
@@ -157,7 +158,7 @@ def test_tables_created_by_two_commands_at_once_count_as_a_race_not_an_error():
 DIES_AFTER_ASK = """
 import os, sys
 import optuna
-from poolbert.tuning.worker import make_sampler
+from poolbert.tuning.heads import make_sampler
 from poolbert.config import RunConfig
 from poolbert.tuning import TuneConfig
 
@@ -175,7 +176,7 @@ def test_a_worker_dying_as_its_trial_is_created_does_not_strand_the_trial(tmp_pa
     import subprocess
     import sys
 
-    from poolbert.tuning.storage import fail_dead_workers
+    from poolbert.tuning.liveness import fail_dead_workers
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     subprocess.run([sys.executable, "-c", DIES_AFTER_ASK, url], check=True, timeout=120)

@@ -455,3 +455,17 @@ def train_together(configs: list[RunConfig], resources: Resources, epoch_selecti
                 results[m.key] = pack.result(m)
                 pack.remove([m])
     return [results[i] for i in range(len(configs))]
+
+
+# packed trials per worker on CUDA when --pack is not given, by encoder parameters: not yet
+# measured on a GPU (bench/gpu.sh measures 1, 2, 4 and 8); small models leave most of a GPU idle
+DEFAULT_PACKS = ((50e6, 8), (150e6, 4), (float("inf"), 2))
+
+
+def default_pack_size(n_parameters: int, device_type: str) -> int:
+    """How many runs to pack on `device_type` ("cuda", "cpu", ...) for an encoder of
+    `n_parameters`: by size on CUDA, 1 elsewhere (a CPU does the members' arithmetic one after
+    the other anyway)."""
+    if device_type != "cuda":
+        return 1
+    return next(k for limit, k in DEFAULT_PACKS if n_parameters < limit)

@@ -31,8 +31,9 @@ from ..resources import Resources, run_record
 from ..scoring import ScoreOptions, score_split
 from ..tracking import Tracking
 from ..training import TrainResult, fit
-from .objective import FitFn, study_tracking, trial_config
 from .settings import TuneConfig
+from .storage import study_name
+from .trials import FitFn, study_tracking, trial_config
 
 
 @dataclass
@@ -221,8 +222,6 @@ def _remove_other_seeds(head: HeadDir, seeds: list[int]) -> None:
 
 def collect(tc: TuneConfig, storage: optuna.storages.BaseStorage, head: str,
             n_requested: int) -> HeadOutcome:
-    from .storage import study_name
-
     study = optuna.load_study(study_name=study_name(tc, head), storage=storage)
     trials = study.get_trials(deepcopy=False)
     higher = study.direction == optuna.study.StudyDirection.MAXIMIZE

@@ -1,6 +1,6 @@
 """A worker that trains its trials in packs: K trials of a study at once, as one model.
 
-The loop of `worker.run_worker`, one epoch at a time instead of one trial at a time. Before
+The loop of `worker.run_unpacked`, one epoch at a time instead of one trial at a time. Before
 each epoch the free places are filled with new trials (Optuna's ask, under the same budget lock
 as unpacked workers, so TPE sees every result as it comes, and heads follow each other in
 order); after it, every member reports its epoch: a pruned one leaves at once, a finished one
@@ -11,9 +11,8 @@ is; out of memory halves the pack and queues the parameters of the trials that h
 
 from __future__ import annotations
 
-import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -22,34 +21,31 @@ from optuna.trial import TrialState
 from .. import interrupts
 from ..device import resolve_device, resolve_precision
 from ..errors import PoolbertError
-from ..pack import EpochOutcome, Member, Pack
+from ..pack import EpochOutcome, Member, Pack, default_pack_size
 from ..resources import Resources
 from ..tracking import Tracking
-from .objective import (
+from .heads import HeadStudy, open_head
+from .liveness import Heartbeats, fail_dead_workers, fail_stale_trials
+from .locks import FileLock
+from .settings import TuneConfig
+from .trials import (
     TrialClock,
     keep_if_best,
     mark_interrupted,
+    print_trial,
     requeue,
     should_stop,
     trial_config,
 )
-from .settings import TuneConfig
-from .storage import FileLock, fail_dead_workers, fail_stale_trials
-from .worker import HeadStudy, WorkerJob, expired, open_head, print_trial
-
-# packed trials per worker on CUDA when --pack is not given, by encoder parameters: not yet
-# measured on a GPU (bench/gpu.sh measures 1, 2, 4 and 8); small models leave most of a GPU idle
-DEFAULT_PACKS = ((50e6, 8), (150e6, 4), (float("inf"), 2))
+from .worker import WorkerJob, expired
 
 
 def pack_size(tc: TuneConfig, resources: Resources) -> int:
-    """--pack, else by the encoder's size on CUDA; 1 (no packing) on a CPU."""
+    """--pack, else poolbert.pack's size for the encoder on the study's device."""
     if tc.pack is not None:
         return tc.pack
-    if resolve_device(tc.run.train.device).type != "cuda":
-        return 1  # a CPU does the members' arithmetic one after the other anyway
     size = sum(p.numel() for p in resources.base_encoder.parameters())
-    return next(k for limit, k in DEFAULT_PACKS if size < limit)
+    return default_pack_size(size, resolve_device(tc.run.train.device).type)
 
 
 @dataclass
@@ -63,35 +59,6 @@ class Seat:
     tracking: Tracking
 
 
-@dataclass
-class Heartbeats:
-    """Optuna's heartbeat for each trial in the pack (study.optimize beats for its one trial;
-    a pack's trials are asked and told by hand). Only storages with a heartbeat have one."""
-
-    storage: Any
-    interval: float
-    trial_ids: set[int] = field(default_factory=set)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __enter__(self) -> Heartbeats:
-        if getattr(self.storage, "is_heartbeat_enabled", lambda: False)():
-            threading.Thread(target=self._beat, daemon=True, name="poolbert-heartbeat").start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-
-    def add(self, trial_id: int) -> None:
-        if getattr(self.storage, "is_heartbeat_enabled", lambda: False)():
-            self.storage.record_heartbeat(trial_id)
-        self.trial_ids.add(trial_id)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
-            for trial_id in list(self.trial_ids):
-                self.storage.record_heartbeat(trial_id)
-
-
 def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> None:
     """Every head's study to its budget (or the deadline), `size` trials at a time."""
     tc = job.tune
@@ -101,7 +68,8 @@ def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> No
     check_packable(tc, job, precision)
     pack = Pack(tuning, device, precision, t.batch_size, t.gradient_accumulation_steps,
                 t.attention)
-    heads = [open_head(job, storage, head, tuning) for head in tc.heads]
+    heads = [open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
+             for head in tc.heads]
     lock = FileLock(tc.dir.budget_lock)
     capacity = size
     with Heartbeats(storage, tc.heartbeat_interval) as beats:

@@ -1,18 +1,14 @@
-"""Where trials live: the Optuna storage, one study per head, locks and dead-worker recovery.
+"""Where trials live: the Optuna storage, and one study per head checked on resume.
 
 SQLite (`study.db`, the default) and any SQLAlchemy URL use `RDBStorage` with a heartbeat: a
 trial whose worker stopped beating for `grace_period` seconds is marked FAILED and re-queued with
-the same parameters. Optuna's JournalStorage has no heartbeat, so for every storage a worker also
-fails the RUNNING trials of dead processes on its own machine (recorded as "host:pid").
+the same parameters (liveness.py); `journal` is Optuna's JournalStorage in the output folder.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
-import os
-import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,21 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..config import RunConfig
 from ..errors import PoolbertError
 from ..text import first_line, redact, url_password
+from .liveness import RetryWithoutOwner
 from .settings import TuneConfig
 
-try:  # POSIX; elsewhere workers of one machine do without the budget lock
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]  # FileLock then locks nothing
-
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
 
 
 def storage_description(tc: TuneConfig) -> str:
@@ -179,93 +169,3 @@ class Counts:
         trials = study.get_trials(deepcopy=False)
         state = [t.state for t in trials]
         return cls(sum(s in FINISHED for s in state), state.count(TrialState.RUNNING))
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class RetryWithoutOwner(RetryHeartbeatStaleTrialCallback):
-    """Re-queue a failed trial with its parameters, but not its dead owner's "host:pid": the
-    copy would otherwise look dead, and be failed again, until its new worker records itself."""
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        trial = copy.deepcopy(trial)
-        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != WORKER_ATTR}
-        super().__call__(study, trial)
-
-
-def fail_dead_workers(study: optuna.Study, max_retry: int) -> list[int]:
-    """FAIL the RUNNING trials whose process on this machine is gone, and re-queue them."""
-    host = socket.gethostname()
-    storage = study._storage  # as Optuna's own callbacks do
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                        "worker process died during the trial")
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                failed.append(trial.number)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    retry = RetryWithoutOwner(max_retry)
-                retry(study, storage.get_trial(trial._trial_id))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
-    return failed
-
-
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Optuna's heartbeat check (RDB storages): FAIL and re-queue trials that stopped beating."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` still runs. A killed worker stays a zombie until its parent (the
-    `poolbert tune` command, busy joining another worker) reaps it: a zombie counts as dead."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # Linux: field 3 of /proc/<pid>/stat is the state, after the parenthesised name
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): kill(pid, 0) is all there is
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
-class FileLock:
-    """An exclusive lock between the processes of one machine (flock); release() is idempotent."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: Any = None
-
-    def acquire(self) -> FileLock:
-        if fcntl is not None and self._handle is None:
-            handle = open(self.path, "a+")  # held open until release()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            self._handle = handle
-        return self
-
-    def release(self) -> None:
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-
-    def __enter__(self) -> FileLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -1,17 +1,14 @@
 """`run_study`: the whole study, top to bottom.
 
 1. check settings and the search space, open (or resume) one Optuna study per head;
-2. run workers (here, or N spawned processes) until each head has its finished trials;
+2. run workers (here, or N spawned processes: processes.py) until each head has its
+   finished trials;
 3. write trials.csv; score each head's best model on dev; re-train it with K seeds;
 4. write summary.json and summary.md (`poolbert tune` draws the report afterwards).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
-import os
-import queue
 import time
 from typing import Any
 
@@ -25,36 +22,77 @@ from ..metrics import criterion
 from ..resources import Resources, check_fit
 from ..training import fit
 from . import final, summary
+from .heads import describe_pruner, n_trials_for, study_identity, tuning_resources
 from .markdown import summary_markdown
-from .objective import FitFn, study_tracking
 from .pack_worker import pack_size
+from .processes import plan_workers, run_workers, visible_gpus
 from .results import read_result
 from .settings import TuneConfig
 from .space import SearchSpace, load_space
 from .storage import open_storage, open_study, storage_description
-from .worker import (
-    WorkerJob,
-    describe_pruner,
-    n_trials_for,
-    run_worker,
-    study_identity,
-    tuning_resources,
-    worker_process,
-)
-
-WORKER_GRACE_S = 30  # seconds a stopping worker gets to record its trial
+from .trials import FitFn, study_tracking
 
 
 def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
     """Run or resume the study described by `tc`; returns summary.json's content."""
     start = time.time()
+    space, data = check_inputs(tc)
+    storage = open_studies(tc, space)
+    prepare_output_dir(tc, space)  # config.json only once the storage agreed
+    deadline = start + tc.timeout if tc.timeout else None
+    gpus = plan_workers(tc, visible_gpus())  # one entry per worker process
+    finished_before = finished_trials(tc, storage)
+    with interrupts.sigterm_as_interrupt():
+        try:
+            resources = run_workers(tc, space, deadline, fit_fn, gpus, data)
+        finally:
+            write_trials(tc, storage)
+        resources = resources or Resources.load(tc.run, data)
+        outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
+                    for h in tc.heads]
+        pack = pack_size(tc, resources)
+        seeds_trained = sum(final_runs(tc, outcome, resources, fit_fn, pack)
+                            for outcome in outcomes)
+    wall = time.time() - start
+    previous = read_result(tc.dir)
+    if previous and previous.wall_time_s is not None and not seeds_trained and \
+            finished_trials(tc, storage) == finished_before:
+        wall = previous.wall_time_s  # a rerun that trained nothing: it took what it took before
+    return write_summary(tc, outcomes, resources, wall, budget(tc, space, len(gpus), pack))
+
+
+def final_runs(tc: TuneConfig, outcome: final.HeadOutcome, resources: Resources,
+               fit_fn: FitFn, pack: int) -> int:
+    """The head's best model scored on dev, and its seed runs; how many seeds trained now."""
+    final.score_best_on_dev(tc, outcome, resources)
+    return final.run_seeds(tc, outcome, resources, fit_fn, pack)
+
+
+def write_summary(tc: TuneConfig, outcomes: list[final.HeadOutcome], resources: Resources,
+                  wall: float, budget: dict[str, Any]) -> dict[str, Any]:
+    """summary.json and summary.md; returns summary.json's content."""
+    result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
+                                   data_sizes(tc, resources), wall, budget,
+                                   criterion(tc.run, resources.data), resources.data.label_names)
+    write_json(tc.dir.summary_json, result.to_json())
+    write_text(tc.dir.summary_md, summary_markdown(result))
+    return result.to_json()
+
+
+def check_inputs(tc: TuneConfig) -> tuple[SearchSpace, LoadedData]:
+    """Settings, search space, data and --report-to tools: refused before anything is written."""
     tc.validate()
     space = load_space(tc.space)
     space.check_heads(tc.heads)
-    data = load_data(tc.run.data)  # bad data, or a --metric it has not: before anything is written
+    data = load_data(tc.run.data)  # bad data, or a --metric it has not
     check_fit(tc.run, data)
     check_study_dir(tc)
-    study_tracking(tc)  # an unknown or missing --report-to tool: refused before anything is written
+    study_tracking(tc)  # an unknown or missing --report-to tool
+    return space, data
+
+
+def open_studies(tc: TuneConfig, space: SearchSpace) -> Any:
+    """The storage with each head's study created, or checked to search the same space."""
     if tc.storage is None or tc.storage == "journal":  # the storage file lives in the folder
         tc.out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(tc)  # an unreachable database: refused before anything is written
@@ -62,35 +100,7 @@ def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
         study = open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
         for key, value in dashboard_attrs(tc, head).items():
             study.set_user_attr(key, value)
-    prepare_output_dir(tc, space)  # config.json only once the storage agreed
-    deadline = start + tc.timeout if tc.timeout else None
-    gpus = plan_workers(tc, visible_gpus())  # one entry per worker process
-    finished_before = finished_trials(tc, storage)
-    with interrupts.sigterm_as_interrupt():
-        try:
-            resources = tune_heads(tc, space, deadline, fit_fn, gpus, data)
-        finally:
-            write_trials(tc, storage)
-        resources = resources or Resources.load(tc.run, data)
-        outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
-                    for h in tc.heads]
-        seeds_trained = 0
-        pack = pack_size(tc, resources)
-        for outcome in outcomes:
-            final.score_best_on_dev(tc, outcome, resources)
-            seeds_trained += final.run_seeds(tc, outcome, resources, fit_fn, pack)
-    wall = time.time() - start
-    previous = read_result(tc.dir)
-    if previous and previous.wall_time_s is not None and not seeds_trained and \
-            finished_trials(tc, storage) == finished_before:
-        wall = previous.wall_time_s  # a rerun that trained nothing: it took what it took before
-    result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
-                                   data_sizes(tc, resources), wall,
-                                   budget(tc, space, len(gpus), pack), criterion(tc.run, resources.data),
-                                   resources.data.label_names)
-    write_json(tc.dir.summary_json, result.to_json())
-    write_text(tc.dir.summary_md, summary_markdown(result))
-    return result.to_json()
+    return storage
 
 
 def dashboard_attrs(tc: TuneConfig, head: str) -> dict[str, str]:
@@ -102,99 +112,6 @@ def dashboard_attrs(tc: TuneConfig, head: str) -> dict[str, str]:
 def finished_trials(tc: TuneConfig, storage: Any) -> int:
     """COMPLETE and PRUNED trials over all heads: what a command adds to a study."""
     return sum(final.collect(tc, storage, h, 0).n_finished for h in tc.heads)
-
-
-def tune_heads(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-               fit_fn: FitFn, gpus: list[str | None], data: LoadedData) -> Resources | None:
-    """Workers (one per entry of `gpus`) run until every head's budget is met; a single worker
-    runs in this process (on the data already loaded), where a first Ctrl-C stops at the next
-    safe point, a second at once."""
-    if len(gpus) == 1:
-        with interrupts.deferred(escalate=True):
-            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), fit_fn,
-                              Resources.load(tc.run, data))
-    run_worker_processes(tc, space, deadline, fit_fn, gpus)
-    return None
-
-
-def visible_gpus() -> list[str]:
-    """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES names them."""
-    import torch
-
-    count = torch.cuda.device_count()
-    named = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return named[:count] if named else [str(i) for i in range(count)]
-
-
-def plan_workers(tc: TuneConfig, gpus: list[str]) -> list[str | None]:
-    """One entry per worker process: the GPU it is pinned to, or None (CPU, or a device the
-    user named, such as cuda:1). On CUDA the default is one worker per GPU times
-    --trials-per-gpu; an explicit --n-workers is spread over the GPUs round-robin."""
-    if not gpus or tc.run.train.device not in ("auto", "cuda"):
-        return [None] * (tc.n_workers or 1)
-    n = tc.n_workers or len(gpus) * tc.trials_per_gpu
-    return [gpus[i % len(gpus)] for i in range(n)]
-
-
-def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-                         fit_fn: FitFn, gpus: list[str | None]) -> None:
-    """N spawned processes on the same studies. Ctrl-C or SIGTERM to this process is passed on
-    to each worker, which marks its running trial at its next safe point and exits."""
-    context = multiprocessing.get_context("spawn")
-    errors = context.Queue()
-    threads = max(1, (os.cpu_count() or 1) // len(gpus))  # the machine's cores, shared out
-    jobs = [WorkerJob(tc, space, i, deadline, progress_bars=i == 0 and not tc.quiet, gpu=gpu,
-                      threads=threads) for i, gpu in enumerate(gpus)]
-    processes = [context.Process(target=worker_process, args=(job, fit_fn, errors),
-                                 name=f"poolbert-tune-worker-{job.index}") for job in jobs]
-    try:
-        for process in processes:
-            process.start()
-        pending = processes
-        while pending:  # reap each worker as it ends, so a killed one is no zombie for long
-            multiprocessing.connection.wait([p.sentinel for p in pending])
-            pending = [p for p in pending if p.is_alive()]
-    except KeyboardInterrupt:
-        stop_workers(processes)
-        raise
-    messages = _drain(errors)
-    codes = [p.exitcode for p in processes]
-    if messages:
-        raise PoolbertError(messages[0])
-    if 130 in codes or -2 in codes:
-        raise KeyboardInterrupt
-    if any(code != 0 for code in codes):
-        raise PoolbertError(f"a tuning worker failed (exit codes {codes}); see its output above")
-
-
-def stop_workers(processes: list) -> None:
-    """Ask every worker to stop (a worker takes repeated signals as one: a Ctrl-C from the
-    terminal reaches it as well), give them WORKER_GRACE_S to mark their trials, then kill the
-    rest; their trials are failed as a dead worker's on the next run. A second Ctrl-C or
-    SIGTERM here kills at once."""
-    started = [p for p in processes if p.pid is not None]
-    try:
-        for process in started:
-            if process.is_alive():
-                process.terminate()
-        deadline = time.time() + WORKER_GRACE_S
-        for process in started:
-            process.join(timeout=max(0.0, deadline - time.time()))
-    except KeyboardInterrupt:
-        pass
-    for process in started:
-        if process.is_alive():
-            process.kill()
-            process.join()
-
-
-def _drain(errors: Any) -> list[str]:
-    messages = []
-    while True:
-        try:
-            messages.append(errors.get(timeout=0.1))
-        except queue.Empty:
-            return messages
 
 
 def check_study_dir(tc: TuneConfig) -> None:
