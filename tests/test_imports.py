@@ -121,7 +121,7 @@ def cycle_path(component: list[str], graph: dict[str, set[str]]) -> list[str]:
 
 def test_the_graph_sees_relative_and_function_level_imports():
     graph = import_graph()
-    assert "poolbert.errors" in graph["poolbert.config"]  # from .errors import ...
+    assert "poolbert.errors" in graph["poolbert.config.run"]  # from ..errors import ...
     assert "poolbert.tuning.storage" in graph["poolbert.reporting.load"]  # inside a function
     assert "poolbert.interrupts" in graph["poolbert.training"]  # from . import interrupts
 

@@ -46,6 +46,6 @@ def test_the_readmes_python_runs_as_written(rte_dir, tmp_path):
     for block in blocks:
         code = block.replace("../shared/data/glue/rte", str(rte_dir))
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=1800)
+                              text=True, timeout=3600)
         assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "exported" / "README.md").is_file()

@@ -25,8 +25,8 @@ def command_modules() -> list[ModuleType]:
     return [importlib.import_module(f"poolbert.cli.{name}_cmd") for name in COMMANDS]
 
 
-def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    flags.add_flags(parser.add_argument_group("data"), DataConfig)
+def add_data_flags(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    flags.add_flags(parser.add_argument_group("data"), DataConfig, defaults)
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:

@@ -12,20 +12,22 @@ from .common import add_data_flags, quiet_libraries
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="re-score a saved model",
-        description="Score a saved model (a run directory, its model/ folder or an exported "
-        "folder) on the validation split of the data it was trained on, or on other data given "
-        "by the data flags.",
+        description="Score a saved model (a run directory, its model/ folder, an exported "
+        "folder or a study directory's best head) on the validation split of the data it was "
+        "trained on, or on other data given by the data flags (they default to the run's).",
     )
-    parser.add_argument("model_dir", help="run directory or model folder")
+    parser.add_argument("model_dir", help="run directory, model folder, exported folder or "
+                        "study directory")
     parser.add_argument("--split", default="validation", choices=["validation", "train"],
                         help="split to score (default: validation)")
-    parser.add_argument("--max-length", type=int, help="default: the run's max_length")
+    parser.add_argument("--max-length", type=int,
+                        help="max tokens per example (default: the run's max_length)")
     parser.add_argument("--batch-size", type=int,
                         help="evaluation batch size (default: 128 on CUDA, 32 on CPU)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: auto)")
     parser.add_argument("--output", help="write the metrics JSON here as well")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    add_data_flags(parser)
+    add_data_flags(parser, defaults=False)  # each defaults to the saved run's own
     parser.set_defaults(handler=run)
 
 

@@ -14,12 +14,19 @@ from typing import Any
 from ..config import SECTIONS, coerce, settings_of
 
 
-def add_flags(parser: Any, cls: type) -> None:
+def add_flags(parser: Any, cls: type, defaults: bool = True) -> None:
     """One flag per setting of `cls`. Every flag defaults to None ("not given"), so a settings
-    file or a preset keeps its value unless the flag is on the command line."""
+    file or a preset keeps its value unless the flag is on the command line. `defaults`: show
+    each setting's default in its help (not where the default is something else, such as a
+    saved run's own data)."""
     for s in settings_of(cls):
-        help_text = s.help + (f" (default: {s.default_text})" if s.default_text else "")
+        shown = defaults and s.default_text
+        help_text = s.help + (f" (default: {s.default_text})" if shown else "")
+        # the metavar names the flag (--poolings POOLINGS), not the field it sets (heads)
+        metavar = None if s.kind is bool else s.flag.lstrip("-").replace("-", "_").upper()
         options: dict[str, Any] = {"dest": s.name, "default": None, "help": help_text}
+        if metavar and not s.choices:
+            options["metavar"] = metavar
         if s.kind is bool:
             options["action"] = "store_false" if s.default is True else "store_true"
         else:

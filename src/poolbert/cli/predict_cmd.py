@@ -34,10 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-columns", help="one or two comma-separated columns (default: the "
                         "model's training columns, else the task preset's, else text or "
                         "sentence1,sentence2)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per batch (default: 64)")
     parser.add_argument("--max-length", type=int, help="max tokens per example (default: the "
                         "training run's, else 128)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda ...")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: auto)")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                         help="what runs the model: torch (default), or onnxruntime with the ONNX "
                         "graph of a folder exported with --onnx")
