@@ -14,12 +14,17 @@ buffer, with per-member learning rates, and gradient norms are row norms.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .model import drop_encoder_pooler, encoder_inputs
+
+PROBE_ATOL = 1e-4  # a fused member's states against its encoder's own, float32
 
 
 class NotFusable(ValueError):
@@ -51,15 +56,17 @@ class FusedLinear(nn.Module):
 
 
 class FusedLayerNorm(nn.Module):
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, eps: float) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(weight)  # (K, H)
-        self.bias = nn.Parameter(bias)  # (K, H)
+        self.bias = nn.Parameter(bias) if bias is not None else None  # (K, H); ModernBERT: none
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, hidden = self.weight.shape
         normed = F.layer_norm(x, (hidden,), None, None, self.eps).reshape(k, -1, hidden)
+        if self.bias is None:
+            return (normed * self.weight.unsqueeze(1)).reshape(x.shape)
         out = torch.addcmul(self.bias.unsqueeze(1), normed, self.weight.unsqueeze(1))
         return out.reshape(x.shape)
 
@@ -152,25 +159,83 @@ class FlatParams:
         return {s.qualified: row[s.offset:s.offset + s.size].view(s.shape) for s in self.slots}
 
 
+class _MemberPositions:
+    """DeBERTa's disentangled attention, as its relative-position bias sees it in a pack.
+
+    The encoder reads its relative position table as a tensor (`rel_embeddings.weight`), which
+    fused is (K, P, H), one table per member; DeBERTa projects that table with the attention's
+    Linears and repeats it over the batch (`.repeat(rows * heads // num_attention_heads)`).
+    Standing in for the attention inside transformers' own `disentangled_attention_bias`, this
+    projects each member's table with its member's weights and repeats it over that member's
+    rows only: `num_attention_heads` reads as all rows x heads, so transformers' repeat is one
+    copy, and the rest of its arithmetic runs unchanged on all K*B rows."""
+
+    PROJECTIONS = ("query_proj", "key_proj", "pos_query_proj", "pos_key_proj")
+
+    def __init__(self, attention: nn.Module, rows_times_heads: int) -> None:
+        self._attention, self._heads = attention, attention.num_attention_heads
+        self.num_attention_heads = rows_times_heads
+
+    def __getattr__(self, name: str):  # what is not overridden here: the attention's own
+        if name in self.PROJECTIONS:  # (1, P, K, H) -> each member's projection (K, P, out)
+            return lambda table: getattr(self._attention, name)(table[0].transpose(0, 1))
+        return getattr(self._attention, name)
+
+    def transpose_for_scores(self, x: torch.Tensor, heads: int) -> torch.Tensor:
+        """(K, P, out) -> (K*B*heads, P, out/heads): member k's for each of its rows' heads."""
+        k, p, out = x.shape
+        member = x.view(k, p, self._heads, out // self._heads).permute(0, 2, 1, 3)
+        rows = self.num_attention_heads // (k * self._heads)
+        return member.unsqueeze(1).expand(k, rows, *member.shape[1:]).reshape(-1, p,
+                                                                              out // self._heads)
+
+
+def _fuse_relative_positions(attention: nn.Module) -> None:
+    """Let a DeBERTa attention take (K, P, H) relative position tables (_MemberPositions)."""
+    original = type(attention).disentangled_attention_bias
+
+    def bias(query_layer: torch.Tensor, key_layer: torch.Tensor, relative_pos: torch.Tensor,
+             rel_embeddings: torch.Tensor, scale_factor: int) -> torch.Tensor:
+        members = _MemberPositions(attention, query_layer.shape[0])
+        return original(members, query_layer, key_layer, relative_pos,
+                        rel_embeddings.transpose(0, 1), scale_factor)  # DeBERTa slices dim 0: P
+
+    attention.disentangled_attention_bias = bias  # type: ignore[method-assign]
+
+
+def unfusable(encoder: nn.Module) -> str | None:
+    """Why `fuse` cannot fuse `encoder` (a module with weights of a kind it does not know), or
+    None."""
+    for name, module in encoder.named_modules():
+        if isinstance(module, nn.Linear | nn.LayerNorm | nn.Embedding):
+            continue
+        if any(True for _ in module.parameters(recurse=False)):
+            return f"{type(module).__name__} ({name}) holds weights of its own"
+    return None
+
+
 def fuse(fused: nn.Module) -> tuple[nn.Module, FlatParams, PackShape]:
     """`fused` (an encoder, the caller's own copy: its modules are replaced in place) made a
     fused encoder for a pack, with one member: its own weights. Members are added and removed
     by replacing `FlatParams.data` (K, N) and calling `bind()`; `flat.state_of(row)` turns a
     row back into the encoder's weights."""
+    reason = unfusable(fused)
+    if reason:
+        raise NotFusable(reason)
     shape = PackShape()
     replacements: list[tuple[str, nn.Module]] = []
     for name, module in list(fused.named_modules()):
         if isinstance(module, nn.Linear):
             bias = module.bias[None] if module.bias is not None else None
             replacements.append((name, FusedLinear(module.weight[None], bias)))
-        elif isinstance(module, nn.LayerNorm):
-            replacements.append((name, FusedLayerNorm(module.weight[None], module.bias[None],
-                                                      module.eps)))
+        elif isinstance(module, nn.LayerNorm) and module.weight is not None:
+            bias = module.bias[None] if module.bias is not None else None
+            replacements.append((name, FusedLayerNorm(module.weight[None], bias, module.eps)))
         elif isinstance(module, nn.Embedding):
             replacements.append((name, FusedEmbedding(shape, module.weight[None],
                                                       module.padding_idx)))
-        elif any(True for _ in module.parameters(recurse=False)):
-            raise NotFusable(f"{type(module).__name__} ({name}) holds weights of its own")
+        elif hasattr(module, "disentangled_attention_bias"):
+            _fuse_relative_positions(module)
     for name, new in replacements:
         parent_name, _, attr = name.rpartition(".")
         setattr(fused.get_submodule(parent_name) if parent_name else fused, attr, new)
@@ -191,3 +256,48 @@ def _flatten(replacements: list[tuple[str, nn.Module]]) -> FlatParams:
     flat = FlatParams(torch.cat(parts, dim=1).contiguous(), slots)
     flat.bind()
     return flat
+
+
+def packable(encoder: nn.Module) -> str | None:
+    """Why K runs of `encoder` cannot train as one fused pack, or None. Beyond the modules
+    fusion knows (`unfusable`), a base member and a perturbed one run a padded batch through
+    the fused encoder, in both orders: the base member's states must be the encoder's own, so
+    an architecture that fusion breaks (a weight read outside forward, one member's values
+    reaching another's rows) is refused before any trial instead of failing in one."""
+    reason = unfusable(encoder)
+    if reason:
+        return reason
+    ids, mask = _probe_batch(encoder.config)
+    was_training = encoder.training
+    try:
+        with torch.no_grad():
+            expected = encoder.eval()(**encoder_inputs(encoder, ids, mask)).last_hidden_state
+            base = copy.deepcopy(encoder)
+            drop_encoder_pooler(base)
+            fused, flat, shape = fuse(base.eval())
+            row = flat.data[0]
+            other = row * 1.05 + 0.01  # another member: every weight different
+            shape.rows = len(ids)
+            gap = 0.0
+            for rows, block in (((row, other), 0), ((other, row), 1)):
+                flat.data = torch.stack(rows)
+                flat.bind()
+                out = fused(**encoder_inputs(fused, ids.repeat(2, 1), mask.repeat(2, 1)))
+                got = out.last_hidden_state[block * len(ids):(block + 1) * len(ids)]
+                gap = max(gap, float((got - expected)[mask.bool()].abs().max()))
+    except Exception as exc:  # whatever an unknown architecture raises when fused
+        return f"a fused forward fails ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    finally:
+        encoder.train(was_training)
+    if not gap <= PROBE_ATOL:
+        return f"a fused member's hidden states differ from the encoder's by {gap:.1e}"
+    return None
+
+
+def _probe_batch(config: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two rows of 24 ids, the second half padding, both within the vocabulary."""
+    vocab = int(getattr(config, "vocab_size", 2) or 2)
+    ids = (torch.arange(48).reshape(2, 24) * 7 + 5) % vocab
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    return ids, mask

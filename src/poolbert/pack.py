@@ -44,7 +44,7 @@ from .metrics import Criterion, criterion
 from .model import (
     PoolbertForSequenceClassification,
     drop_encoder_pooler,
-    encoder_mask,
+    encoder_inputs,
     task_loss,
 )
 from .resources import Resources
@@ -283,10 +283,8 @@ class Pack:
         self.shape.rows = rows
         mask = batch["attention_mask"]
         all_layers = any(m.head.pooler.uses_all_layers for m in self.members)
-        inputs = {"input_ids": batch["input_ids"],
-                  "attention_mask": encoder_mask(self.encoder, mask)}
-        if "token_type_ids" in batch:
-            inputs["token_type_ids"] = batch["token_type_ids"]
+        inputs = encoder_inputs(self.encoder, batch["input_ids"], mask,
+                                batch.get("token_type_ids"))
         with autocast(self.device, self.precision):
             out = self.encoder(**inputs, output_hidden_states=all_layers, return_dict=True)
             logits = []

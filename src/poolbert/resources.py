@@ -11,8 +11,9 @@ import torch
 
 from .config import RunConfig
 from .data import LoadedData, TokenCache, load_data
-from .encoder import load_encoder, load_tokenizer
+from .encoder import check_max_length, check_segments, load_encoder, load_tokenizer
 from .files import library_versions
+from .fusion import packable
 from .metrics import criterion
 from .model import PoolbertForSequenceClassification, build_model
 from .weights import loss_weights
@@ -30,6 +31,7 @@ class Resources:
     # the base encoder copied once to each device trials run on (one host-to-device copy per
     # worker, not per trial)
     _on_device: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
+    _pack_refusal: list[str | None] = field(default_factory=list, repr=False)  # once known
 
     @classmethod
     def load(cls, config: RunConfig, data: LoadedData | None = None) -> Resources:
@@ -39,7 +41,9 @@ class Resources:
         check_fit(config, data)
         name = config.model.model_name_or_path
         tokenizer = load_tokenizer(name)
-        return cls(data, tokenizer, TokenCache(tokenizer), load_encoder(name), name)
+        encoder = load_encoder(name)
+        check_segments(encoder, tokenizer, name)
+        return cls(data, tokenizer, TokenCache(tokenizer), encoder, name)
 
     def encoder_on(self, device: torch.device) -> torch.nn.Module:
         """The base encoder's weights on `device` (kept for the next run)."""
@@ -53,11 +57,20 @@ class Resources:
     def fresh_model(self, config: RunConfig,
                     device: torch.device | None = None) -> PoolbertForSequenceClassification:
         """A new head on a copy of the base encoder, made on `device` (no disk read, no
-        host-to-device copy of the encoder per run)."""
+        host-to-device copy of the encoder per run); a max_length above what the encoder takes
+        is a one-line error (a search space may draw one)."""
+        check_max_length(self.model_name, config.train.max_length, self.base_encoder)
         encoder = copy.deepcopy(self.encoder_on(device or torch.device("cpu")))
         model = build_model(encoder, config.model.pooling, self.data.label_names,
                             config.model.dropout, self.data.problem_type, name=self.model_name)
         return model.to(device) if device is not None else model
+
+    def pack_refusal(self) -> str | None:
+        """Why this encoder's runs cannot train packed (`fusion.packable`, checked once), or
+        None."""
+        if not self._pack_refusal:
+            self._pack_refusal.append(packable(self.base_encoder))
+        return self._pack_refusal[0]
 
     @property
     def pad_id(self) -> int:
@@ -66,9 +79,11 @@ class Resources:
 
 def check_fit(config: RunConfig, data: LoadedData) -> None:
     """What a run's settings ask of its data (a --metric its problem type has, class weights
-    for its labels), checked before anything is written."""
+    for its labels) and of its model (max_length within its positions), checked before
+    anything is written."""
     criterion(config, data)
     loss_weights(config, data, torch.device("cpu"))
+    check_max_length(config.model.model_name_or_path, config.train.max_length)
 
 
 def run_record(config: RunConfig, data: LoadedData, command: list[str] | None = None) -> dict:

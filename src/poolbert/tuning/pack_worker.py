@@ -43,10 +43,14 @@ DEFAULT_PACKS = ((50e6, 8), (150e6, 4), (float("inf"), 2))
 
 
 def pack_size(tc: TuneConfig, resources: Resources) -> int:
-    """--pack, else by the encoder's size on CUDA; 1 (no packing) on a CPU."""
+    """--pack, else by the encoder's size on CUDA; 1 (no packing) on a CPU or for an encoder
+    that cannot be packed (refused with its reason when --pack asks for more)."""
     if tc.pack is not None:
+        if tc.pack > 1 and (reason := resources.pack_refusal()):
+            raise PoolbertError(f"--pack {tc.pack}: {resources.model_name} cannot be packed: "
+                                f"{reason} (use --pack 1)")
         return tc.pack
-    if resolve_device(tc.run.train.device).type != "cuda":
+    if resolve_device(tc.run.train.device).type != "cuda" or resources.pack_refusal():
         return 1  # a CPU does the members' arithmetic one after the other anyway
     size = sum(p.numel() for p in resources.base_encoder.parameters())
     return next(k for limit, k in DEFAULT_PACKS if size < limit)
