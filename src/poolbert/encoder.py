@@ -84,7 +84,7 @@ def check_max_length(name: str, max_length: int, encoder: torch.nn.Module | None
     encoder = encoder if encoder is not None else _skeleton(name)
     limit = max_positions(encoder)
     if limit is not None and max_length > limit:
-        config = encoder.config
+        config: Any = encoder.config
         raise PoolbertError(f"max_length {max_length} is above what {name} takes: {limit} tokens "
                             f"({config.model_type}, max_position_embeddings "
                             f"{config.max_position_embeddings}); use --max-length {limit} or "
@@ -98,7 +98,7 @@ def check_segments(encoder: torch.nn.Module, tokenizer: Any, name: str) -> None:
             "token_type_ids" not in getattr(tokenizer, "model_input_names", ()):
         return
     ids = tokenizer("a", "b").get("token_type_ids") or [0]
-    rows = int(encoder.config.type_vocab_size)
+    rows = int(getattr(encoder.config, "type_vocab_size"))  # noqa: B009  (takes_segments: set)
     if max(ids) >= rows:
         raise PoolbertError(f"the tokenizer of {name} gives segment ids up to {max(ids)}, but the "
                             f"encoder has {rows} segment embeddings (type_vocab_size)")

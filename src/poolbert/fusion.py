@@ -173,7 +173,8 @@ class _MemberPositions:
     PROJECTIONS = ("query_proj", "key_proj", "pos_query_proj", "pos_key_proj")
 
     def __init__(self, attention: nn.Module, rows_times_heads: int) -> None:
-        self._attention, self._heads = attention, attention.num_attention_heads
+        self._attention = attention
+        self._heads = int(attention.num_attention_heads)  # type: ignore[arg-type]  # an int
         self.num_attention_heads = rows_times_heads
 
     def __getattr__(self, name: str):  # what is not overridden here: the attention's own
@@ -192,7 +193,7 @@ class _MemberPositions:
 
 def _fuse_relative_positions(attention: nn.Module) -> None:
     """Let a DeBERTa attention take (K, P, H) relative position tables (_MemberPositions)."""
-    original = type(attention).disentangled_attention_bias
+    original = getattr(type(attention), "disentangled_attention_bias")  # noqa: B009  (mypy)
 
     def bias(query_layer: torch.Tensor, key_layer: torch.Tensor, relative_pos: torch.Tensor,
              rel_embeddings: torch.Tensor, scale_factor: int) -> torch.Tensor:
@@ -200,7 +201,7 @@ def _fuse_relative_positions(attention: nn.Module) -> None:
         return original(members, query_layer, key_layer, relative_pos,
                         rel_embeddings.transpose(0, 1), scale_factor)  # DeBERTa slices dim 0: P
 
-    attention.disentangled_attention_bias = bias  # type: ignore[method-assign]
+    setattr(attention, "disentangled_attention_bias", bias)  # noqa: B010  (an instance's own)
 
 
 def unfusable(encoder: nn.Module) -> str | None:

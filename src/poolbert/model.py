@@ -192,7 +192,7 @@ def encoder_mask(encoder: nn.Module,
     boolean mask (B, 1, 1, T); ModernBERT its own pair of masks (a global one, and a
     sliding-window one for its local layers); every other encoder the 2-D mask, from which it
     builds its own (DeBERTa's relative-position masks, any window of an unknown kind)."""
-    config = encoder.config
+    config: PretrainedConfig = encoder.config  # type: ignore[assignment]  # a transformers model
     if getattr(config, "_attn_implementation", None) != "sdpa":
         return attention_mask
     if config.model_type in READY_MASK:
