@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import AutoModel
 
 from .config import RunConfig
 from .data import LoadedData, TokenCache, load_data
@@ -15,7 +16,7 @@ from .encoder import check_max_length, check_segments, load_encoder, load_tokeni
 from .files import library_versions
 from .fusion import packable
 from .metrics import criterion
-from .model import PoolbertForSequenceClassification, build_model
+from .model import PoolbertForSequenceClassification, build_model, drop_encoder_pooler
 from .weights import loss_weights
 
 
@@ -54,16 +55,29 @@ class Resources:
             self._on_device[key] = copy.deepcopy(self.base_encoder).to(device)
         return self._on_device[key]
 
-    def fresh_model(self, config: RunConfig,
-                    device: torch.device | None = None) -> PoolbertForSequenceClassification:
+    def fresh_model(self, config: RunConfig, device: torch.device | None = None,
+                    encoder: torch.nn.Module | None = None) -> PoolbertForSequenceClassification:
         """A new head on a copy of the base encoder, made on `device` (no disk read, no
         host-to-device copy of the encoder per run); a max_length above what the encoder takes
-        is a one-line error (a search space may draw one)."""
+        is a one-line error (a search space may draw one). `encoder`: the one to build on
+        instead (an `encoder_shell()`: the head alone, drawn from the same random numbers)."""
         check_max_length(self.model_name, config.train.max_length, self.base_encoder)
-        encoder = copy.deepcopy(self.encoder_on(device or torch.device("cpu")))
+        if encoder is None:
+            encoder = copy.deepcopy(self.encoder_on(device or torch.device("cpu")))
         model = build_model(encoder, config.model.pooling, self.data.label_names,
                             config.model.dropout, self.data.problem_type, name=self.model_name)
         return model.to(device) if device is not None else model
+
+    def encoder_shell(self) -> torch.nn.Module:
+        """The encoder's modules without weights (on the meta device) and its own pooler: what
+        a pack builds a new member's head on, instead of copying a whole encoder to drop it."""
+        with torch.device("meta"):
+            shell = AutoModel.from_config(self.base_encoder.config)
+        drop_encoder_pooler(shell)
+        pooler = getattr(self.base_encoder, "pooler", None)
+        if pooler is not None:  # the cls head starts from it
+            shell.register_module("pooler", copy.deepcopy(pooler).cpu())
+        return shell
 
     def pack_refusal(self) -> str | None:
         """Why this encoder's runs cannot train packed (`fusion.packable`, checked once), or
