@@ -51,7 +51,7 @@ def pack_size(tc: TuneConfig, resources: Resources) -> int:
                                 f"{reason} (use --pack 1)")
         return tc.pack
     if resolve_device(tc.run.train.device).type != "cuda" or resources.pack_refusal():
-        return 1  # a CPU does the members' arithmetic one after the other anyway
+        return 1  # a CPU does the members' arithmetic one after the other anyway; or no fusion
     size = sum(p.numel() for p in resources.base_encoder.parameters())
     return next(k for limit, k in DEFAULT_PACKS if size < limit)
 
