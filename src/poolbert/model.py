@@ -70,6 +70,7 @@ class PoolbertConfig(PretrainedConfig):
         classifier_dropout: float = 0.1,
         calibration_temperature: float = 1.0,
         decision_threshold: float = 0.5,
+        cls_pooler: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,6 +81,8 @@ class PoolbertConfig(PretrainedConfig):
         # takes a config's "temperature" for a generation setting)
         self.calibration_temperature = calibration_temperature
         self.decision_threshold = decision_threshold  # multi-label: a label from this probability
+        # where the `cls` head's dense layer started (CLS_POOLER's keys; None for other heads)
+        self.cls_pooler = cls_pooler
         if self.encoder_config:  # so pipelines and generic code find the usual fields
             self.hidden_size = self.encoder_config.get("hidden_size")
 
@@ -119,9 +122,10 @@ class PoolbertForSequenceClassification(PreTrainedModel):
             nn.init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, nn.LayerNorm) and module.weight is not None:
             nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:  # ModernBERT's LayerNorms have none
+                nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=std)
 
@@ -143,12 +147,9 @@ class PoolbertForSequenceClassification(PreTrainedModel):
             raise ValueError("input_ids are required")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        encoder_inputs = {"input_ids": input_ids, "attention_mask": encoder_mask(self.encoder,
-                                                                             attention_mask)}
-        if token_type_ids is not None:
-            encoder_inputs["token_type_ids"] = token_type_ids
+        inputs = encoder_inputs(self.encoder, input_ids, attention_mask, token_type_ids)
         all_layers = self.pooler.uses_all_layers
-        out = self.encoder(**encoder_inputs, output_hidden_states=all_layers, return_dict=True)
+        out = self.encoder(**inputs, output_hidden_states=all_layers, return_dict=True)
         if all_layers:
             hidden = torch.stack(out.hidden_states, dim=1)  # (B, L, T, H)
         else:
@@ -160,13 +161,57 @@ class PoolbertForSequenceClassification(PreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def encoder_mask(encoder: nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The mask as the encoder's attention takes it. For SDPA a ready 4-D boolean mask
-    (B, 1, 1, T): transformers uses it as given, where from a 2-D mask it would first test
-    whether any token is padding (`mask.all()`), a host-device sync on every forward."""
-    if getattr(encoder.config, "_attn_implementation", None) == "sdpa":
+def takes_segments(config: PretrainedConfig) -> bool:
+    """Whether the encoder has segment embeddings that segment ids can index: a table of two
+    rows or more (BERT, ELECTRA, ALBERT). RoBERTa's one-row table, DeBERTa-v3 (none), DistilBERT
+    and ModernBERT (no such input) only know segment 0, so their ids are dropped."""
+    return int(getattr(config, "type_vocab_size", 0) or 0) >= 2
+
+
+def encoder_inputs(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   token_type_ids: torch.Tensor | None = None) -> dict:
+    """What the encoder's forward takes: the ids, its mask (`encoder_mask`) and the segment ids
+    where it has segment embeddings for them (`takes_segments`)."""
+    inputs = {"input_ids": input_ids, "attention_mask": encoder_mask(encoder, attention_mask)}
+    if token_type_ids is not None and takes_segments(encoder.config):
+        inputs["token_type_ids"] = token_type_ids
+    return inputs
+
+
+# encoders that take a ready 4-D boolean mask as given (transformers' create_bidirectional_mask)
+# and apply it to every layer alike; the matrix in tests/test_architectures.py holds each equal
+# to the model's own masks
+READY_MASK = frozenset({"bert", "roberta", "xlm-roberta", "electra", "albert", "distilbert"})
+
+
+def encoder_mask(encoder: nn.Module,
+                 attention_mask: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The mask as the encoder's attention takes it. Under SDPA, built here without looking at
+    its values: from a 2-D mask transformers first tests whether any token is padding
+    (`mask.all()`), a host-device sync on every forward. Encoders of READY_MASK get a 4-D
+    boolean mask (B, 1, 1, T); ModernBERT its own pair of masks (a global one, and a
+    sliding-window one for its local layers); every other encoder the 2-D mask, from which it
+    builds its own (DeBERTa's relative-position masks, any window of an unknown kind)."""
+    config: PretrainedConfig = encoder.config  # type: ignore[assignment]  # a transformers model
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        return attention_mask
+    if config.model_type in READY_MASK:
         return attention_mask[:, None, None, :].bool()
+    if config.model_type == "modernbert":
+        return local_masks(attention_mask, config.sliding_window)
     return attention_mask
+
+
+def local_masks(attention_mask: torch.Tensor, window: int) -> dict[str, torch.Tensor]:
+    """ModernBERT's masks by layer type, as its model builds them from a 2-D mask: global
+    layers see every real token (B, 1, 1, T); local layers the real tokens within `window`
+    positions (B, 1, T, T). A padding position looks at every real token, so no row of the
+    local mask is empty (SDPA kernels differ on an empty row; NaN in some)."""
+    keys = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T)
+    positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+    band = (positions[:, None] - positions[None, :]).abs() <= window  # (T, T)
+    padding_query = ~keys.transpose(-1, -2)  # (B, 1, T, 1)
+    return {"full_attention": keys, "sliding_attention": (band | padding_query) & keys}
 
 
 def drop_encoder_pooler(encoder: nn.Module) -> nn.Module | None:
@@ -175,6 +220,22 @@ def drop_encoder_pooler(encoder: nn.Module) -> nn.Module | None:
     if old is not None:
         encoder.register_module("pooler", None)
     return old
+
+
+def pooler_dense(pooler: nn.Module | None) -> nn.Linear | None:
+    """The dense layer of an encoder's pooler: BERT's `pooler.dense`, ALBERT's bare Linear."""
+    if isinstance(pooler, nn.Linear):
+        return pooler
+    dense = getattr(pooler, "dense", None)
+    return dense if isinstance(dense, nn.Linear) else None
+
+
+# what the `cls` head's dense + tanh starts from (PoolbertConfig.cls_pooler)
+CLS_POOLER = {
+    "checkpoint": "dense + tanh on the first token, copied from the checkpoint's pooler",
+    "new": "dense + tanh on the first token, newly initialised: the checkpoint has no pooler "
+           "(as transformers' own heads for ELECTRA, DeBERTa, ModernBERT)",
+}
 
 
 def build_model(
@@ -190,10 +251,13 @@ def build_model(
     config records as `base_model_name_or_path` (default: the encoder's own).
 
     The `cls` head starts from the checkpoint's own pooler (dense + tanh) weights when present,
-    as BertForSequenceClassification does.
+    as BertForSequenceClassification does (ALBERT's too); where the encoder has none (ELECTRA,
+    DistilBERT, DeBERTa, ModernBERT, a checkpoint saved without its pooler) its dense layer is
+    new. The config's `cls_pooler` says which (CLS_POOLER).
     """
     check_pooling(pooling)
-    checkpoint_pooler = drop_encoder_pooler(encoder)
+    dense = pooler_dense(drop_encoder_pooler(encoder))
+    cls_pooler = ("checkpoint" if dense is not None else "new") if pooling == "cls" else None
     config = PoolbertConfig(
         encoder_config=encoder.config.to_dict(),
         pooling=pooling,
@@ -202,10 +266,10 @@ def build_model(
         label2id={name: i for i, name in enumerate(label_names)},
         problem_type=HF_PROBLEM_TYPES[problem_type],
         base_model_name_or_path=name or str(getattr(encoder, "name_or_path", "") or ""),
+        cls_pooler=cls_pooler,
     )
     model = PoolbertForSequenceClassification(config, encoder=encoder)
-    dense = getattr(checkpoint_pooler, "dense", None)
-    if isinstance(model.pooler, ClsPooler) and isinstance(dense, nn.Linear):
+    if isinstance(model.pooler, ClsPooler) and dense is not None:
         model.pooler.dense.load_state_dict(dense.state_dict())
     return model.float()
 

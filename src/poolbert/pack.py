@@ -17,9 +17,7 @@ packs; a study's worker (poolbert.tuning.pack_worker) decides who joins and who 
 from __future__ import annotations
 
 import copy
-import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,14 @@ import torch
 from . import interrupts
 from .calibration import calibrate, planned_calibration
 from .config import RunConfig
-from .data import Encoded, bucket_width, collate, eval_batches, to_device, train_batches
+from .data import (
+    Encoded,
+    bucket_width,
+    collate_blocks,
+    eval_batches,
+    to_device,
+    train_batches,
+)
 from .device import (
     attention_kernels,
     autocast,
@@ -38,91 +43,24 @@ from .device import (
     pad_multiple,
 )
 from .epochs import EpochSelector
+from .fused_heads import FusedHeads, member_losses, member_state, place_head
 from .fusion import fuse
 from .losses import SYNC_EVERY, StepLog
-from .metrics import Criterion, criterion
-from .model import (
-    PoolbertForSequenceClassification,
-    drop_encoder_pooler,
-    encoder_mask,
-    task_loss,
-)
+from .metrics import criterion
+from .model import drop_encoder_pooler, encoder_inputs
+from .pack_members import EpochOutcome, Member
 from .resources import Resources
+from .row_adamw import RowSchedule, adamw_rows
 from .scoring import ScoreOptions, Scores, score_logits
 from .tracking import History, RecordHook
 from .training import (
     TrainResult,
     eval_record,
-    make_optimizer,
     run_metrics,
     schedule_steps,
     score_extra,
 )
 from .weights import loss_weights
-
-BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which fit() uses
-
-
-def linear_schedule(step: int, warmup: int, total: int) -> float:
-    """transformers' linear warm-up then linear decay: the learning rate factor at `step`."""
-    if step < warmup:
-        return step / max(1, warmup)
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-@dataclass
-class Kept:
-    """The weights of a member's kept epoch (on the device); its EpochSelector has the rest."""
-
-    encoder_row: torch.Tensor  # (N,)
-    head: dict[str, torch.Tensor]
-
-
-@dataclass
-class Member:
-    """One run inside a pack."""
-
-    key: Any  # the caller's handle for this run (a study's trial)
-    config: RunConfig
-    head: PoolbertForSequenceClassification  # its head; its encoder lives in the pack
-    head_optimizer: torch.optim.Optimizer
-    train_enc: Encoded
-    val_enc: Encoded
-    total_updates: int
-    warmup: int
-    selector: EpochSelector  # the kept epoch and early stopping, as fit() keeps them
-    weights: torch.Tensor | None  # --class-weights, as the loss takes them
-    history: list[dict] = field(default_factory=list)
-    epoch: int = 0  # epochs finished
-    step: int = 0  # optimiser steps done
-    batches: list[np.ndarray] = field(default_factory=list)  # this epoch's
-    train_time: float = 0.0
-    seen: int = 0
-    kept: Kept | None = None
-    last_scores: Scores | None = None
-
-    @property
-    def judge(self) -> Criterion:
-        return self.selector.judge
-
-    @property
-    def done(self) -> bool:
-        return self.epoch >= self.config.train.num_train_epochs or self.selector.stop
-
-    def lr(self, step: int | None = None) -> float:
-        """The learning rate of optimiser step `step` (default: the next one)."""
-        step = self.step if step is None else step
-        return self.config.train.learning_rate * linear_schedule(step, self.warmup,
-                                                                 self.total_updates)
-
-
-@dataclass
-class EpochOutcome:
-    member: Member
-    scores: Scores | None = None  # validation scores after the epoch
-    failure: str | None = None  # non-finite loss or out of memory: the run is over
-    out_of_memory: bool = False
-    alone: bool = False  # out of memory with no other member to leave: the run cannot fit
 
 
 class Pack:
@@ -136,10 +74,15 @@ class Pack:
         self.batch_size, self.accumulation, self.attention = batch_size, accumulation, attention
         base = copy.deepcopy(resources.encoder_on(device))  # fused in place below
         drop_encoder_pooler(base)  # each head has its own pooler
-        self.encoder, self.flat, self.shape = fuse(base)
-        self.base_row = self.flat.data[0].clone()  # a new member's starting weights
-        self.decay = self.flat.decay_mask().bool()  # (N,)
+        config: Any = base.config  # the layers' count as the model's weighted_layers takes it
+        self.heads = FusedHeads(config.hidden_size, getattr(config, "num_hidden_layers", 12) + 1,
+                                len(resources.data.label_names)).to(device)
+        self.encoder, self.flat, self.shape = fuse(base, "encoder.", self.heads.fused_modules())
+        self.base_row = self.flat.data[0].clone()  # a new member's row, before its head
+        self.shell = resources.encoder_shell()  # what a new head is built on (no weights)
         self.members: list[Member] = []
+        self.schedule = RowSchedule.of([], device)
+        self.weights: torch.Tensor | None = None  # (K, C) the members' loss weights
         self._set_rows(self.flat.data[:0], self.flat.data[:0], self.flat.data[:0])
 
     # ----------------------------------------------------------------- membership
@@ -154,22 +97,22 @@ class Pack:
             raise ValueError("the members of a pack share batch size and gradient accumulation")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(t.seed)
-            head = self.resources.fresh_model(config)
-        head.encoder = None  # the pack holds its encoder
-        head = head.to(self.device).train()
+            head = self.resources.fresh_model(config, encoder=copy.deepcopy(self.shell))
+        row = self.base_row.clone()
+        place_head(self.flat.state_of(row), {name: value for name, value in
+                                             head.state_dict().items()
+                                             if not name.startswith("encoder.")})
         train_enc = self.resources.cache.get(self.resources.data.train, t.max_length)
         val_enc = self.resources.cache.get(self.resources.data.validation, t.max_length)
         total, warmup = schedule_steps(t, len(train_enc.labels))
-        optimizer = make_optimizer(head, t.learning_rate, t.weight_decay,
-                                   self.device.type == "cuda")
         selector = EpochSelector.of(criterion(config, self.resources.data), epoch_selection,
                                     t.early_stopping_patience)
-        member = Member(key, config, head, optimizer, train_enc, val_enc, total, warmup,
-                        selector, loss_weights(config, self.resources.data, self.device),
+        member = Member(key, config, train_enc, val_enc, total, warmup, selector,
+                        loss_weights(config, self.resources.data, self.device),
                         history=History(on_record))
         zeros = self.flat.data.new_zeros(1, self.flat.data.shape[1])
         self.members.append(member)
-        self._set_rows(torch.cat([self.flat.data, self.base_row[None]]),
+        self._set_rows(torch.cat([self.flat.data, row[None]]),
                        torch.cat([self.exp_avg, zeros]), torch.cat([self.exp_avg_sq, zeros]))
         return member
 
@@ -180,10 +123,23 @@ class Pack:
 
     def _set_rows(self, params: torch.Tensor, exp_avg: torch.Tensor,
                   exp_avg_sq: torch.Tensor) -> None:
-        """The members' encoder weights and AdamW moments, one row each."""
+        """The members' weights and AdamW moments, one row each; and what the steps read of
+        the members, made on the device once here rather than in every step."""
         self.flat.data = params.contiguous()
+        self.flat.grad = None  # bind() makes a zeroed one of the new shape
         self.flat.bind()
         self.exp_avg, self.exp_avg_sq = exp_avg.contiguous(), exp_avg_sq.contiguous()
+        members = self.members
+        self.schedule = RowSchedule.of(
+            [(m.config.train.learning_rate, m.warmup, m.total_updates,
+              m.config.train.weight_decay, m.config.train.max_grad_norm, m.step)
+             for m in members], self.device)
+        self.heads.set_members([m.config.model.pooling for m in members],
+                               [m.config.model.dropout for m in members], self.device)
+        weights = [m.weights for m in members]
+        self.weights = None if all(w is None for w in weights) else torch.stack(
+            [w if w is not None else torch.ones(len(self.resources.data.label_names),
+                                                device=self.device) for w in weights])
 
     # ----------------------------------------------------------------- one epoch
 
@@ -236,8 +192,6 @@ class Pack:
     def _shed_half(self, log: StepLog) -> list[EpochOutcome]:
         """Out of memory: forget the step's gradients and let the second half of the members
         go (a member alone cannot be halved: it fails, as an unpacked run would)."""
-        for m in self.members:
-            m.head.zero_grad(set_to_none=True)
         self.flat.clear_grads()
         free_memory()
         outcomes = self._drop_failed(log)
@@ -263,105 +217,57 @@ class Pack:
 
     def _train_mode(self, on: bool) -> None:
         self.encoder.train(on)
-        for m in self.members:
-            m.head.train(on)
+        self.heads.train(on)
 
     def _batch(self, encs: list[Encoded], index_lists: list[np.ndarray]) -> dict[str, Any]:
         """Every member's batch, padded to one width: (K*B, W), member k's rows in block k."""
         longest = max(int(e.lengths[ix].max()) for e, ix in zip(encs, index_lists, strict=True))
         cap = max(int(e.lengths.max()) for e in encs)
         width = bucket_width(longest, pad_multiple(self.device), cap)
-        pad_id = self.resources.pad_id
-        parts = [collate(e, ix, pad_id, width=width)
-                 for e, ix in zip(encs, index_lists, strict=True)]
-        return to_device({key: torch.cat([p[key] for p in parts]) for key in parts[0]},
+        return to_device(collate_blocks(encs, index_lists, self.resources.pad_id, width),
                          self.device)
 
     def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(K, B, C): every member's logits on its own rows."""
-        rows = batch["input_ids"].shape[0] // len(self.members)
-        self.shape.rows = rows
+        self.shape.rows = batch["input_ids"].shape[0] // len(self.members)
         mask = batch["attention_mask"]
-        all_layers = any(m.head.pooler.uses_all_layers for m in self.members)
-        inputs = {"input_ids": batch["input_ids"],
-                  "attention_mask": encoder_mask(self.encoder, mask)}
-        if "token_type_ids" in batch:
-            inputs["token_type_ids"] = batch["token_type_ids"]
+        all_layers = self.heads.uses_all_layers
+        inputs = encoder_inputs(self.encoder, batch["input_ids"], mask,
+                                batch.get("token_type_ids"))
         with autocast(self.device, self.precision):
             out = self.encoder(**inputs, output_hidden_states=all_layers, return_dict=True)
-            logits = []
-            for j, m in enumerate(self.members):
-                block = slice(j * rows, (j + 1) * rows)
-                if m.head.pooler.uses_all_layers:
-                    hidden = torch.stack([h[block] for h in out.hidden_states], dim=1)
-                else:
-                    hidden = out.last_hidden_state[block]
-                logits.append(m.head.classify(hidden, mask[block]))
-        return torch.stack(logits).float()
+            layers = torch.stack(out.hidden_states, dim=1) if all_layers else None
+            logits = self.heads(out.last_hidden_state, layers, mask)
+        return logits.float()
 
     def _member_losses(self, logits: torch.Tensor, labels: torch.Tensor,
                        reduce: str = "mean") -> torch.Tensor:
         """(K,) each member's loss over its rows (its problem type and class weights; mean, or
         a sum over the labelled rows)."""
-        rows = logits.shape[1]
-        return torch.stack([
-            task_loss(logits[j], labels[j * rows:(j + 1) * rows], m.judge.problem_type,
-                      m.weights if reduce == "mean" else None, reduction=reduce)
-            for j, m in enumerate(self.members)])
+        problem = self.resources.data.problem_type
+        return member_losses(logits, labels, problem,
+                             self.weights if reduce == "mean" else None, reduce)
 
     def _forward_backward(self, i: int) -> torch.Tensor:
         batch = self._batch([m.train_enc for m in self.members],
                             [m.batches[i] for m in self.members])
         losses = self._member_losses(self._logits(batch), batch["labels"])  # (K,)
-        (losses.sum() / self.accumulation).backward()
+        (losses.sum() / self.accumulation).backward()  # into the (K, N) gradient buffer
         return losses.detach()  # rows seen are counted by _step, once the step succeeds
 
     @torch.no_grad()
     def _optimizer_step(self, n_batches: int, last: int, log: StepLog,
                         micro: list[torch.Tensor]) -> None:
-        """Clip each member's gradient to its own norm, then AdamW with its own settings."""
-        grads = self.flat.grads()  # (K, N)
-        heads = [[p for p in m.head.parameters() if p.grad is not None] for m in self.members]
-        squares = grads.pow(2).sum(1)  # (K,)
-        for j, params in enumerate(heads):
-            squares[j] += sum(p.grad.pow(2).sum() for p in params)
-        max_norm = self._column([m.config.train.max_grad_norm for m in self.members])
-        coef = (max_norm / (squares.sqrt()[:, None] + 1e-6)).clamp(max=1.0)  # as clip_grad_norm_
-        grads.mul_(coef)
-        for j, params in enumerate(heads):
-            for p in params:
-                p.grad.mul_(coef[j])
-        lrs = [m.lr() for m in self.members]
-        self._adamw(grads, lrs)
+        """Every member's AdamW step with its own settings and clipping (row_adamw), then the
+        host's record of it: no value crosses between host and device here."""
+        adamw_rows(self.flat.data, self.flat.grads(), self.exp_avg, self.exp_avg_sq,
+                   self.schedule, self.flat.decayed)
+        self.flat.clear_grads()
         rows = []
-        for m, lr in zip(self.members, lrs, strict=True):
-            for group in m.head_optimizer.param_groups:
-                group["lr"] = lr
-            m.head_optimizer.step()
-            m.head_optimizer.zero_grad(set_to_none=True)
+        for m in self.members:
             m.step += 1
             rows.append((m.step, m.epoch + 1, m.epoch + (last + 1) / n_batches, m.lr()))
         log.add(rows, micro)
-
-    def _column(self, values: list[float]) -> torch.Tensor:
-        """Per-member values as a (K, 1) tensor, broadcast over the columns."""
-        return torch.tensor(values, dtype=self.flat.data.dtype, device=self.device)[:, None]
-
-    def _adamw(self, grads: torch.Tensor, lrs: list[float]) -> None:
-        """torch.optim.AdamW's arithmetic on the (K, N) rows, each member with its own
-        learning rate, weight decay and step count (so its own bias corrections)."""
-        b1, b2 = BETAS
-        steps = [m.step + 1 for m in self.members]
-        decayed = self._column([1 - lr * m.config.train.weight_decay
-                                for lr, m in zip(lrs, self.members, strict=True)])
-        params = self.flat.data
-        params.mul_(torch.where(self.decay, decayed, 1.0))
-        self.exp_avg.lerp_(grads, 1 - b1)
-        self.exp_avg_sq.mul_(b2).addcmul_(grads, grads, value=1 - b2)
-        step_size = self._column([lr / (1 - b1 ** s) for lr, s in zip(lrs, steps, strict=True)])
-        correction = self._column([math.sqrt(1 - b2 ** s) for s in steps])
-        denom = (self.exp_avg_sq.sqrt() / correction).add_(EPS)
-        params.sub_(step_size * (self.exp_avg / denom))
 
     # ----------------------------------------------------------------- evaluation
 
@@ -372,24 +278,21 @@ class Pack:
         start = time.perf_counter()
         size = eval_batch_size(self.members[0].config.train.eval_batch_size, self.device)
         orders = [eval_batches(m.val_enc, size) for m in self.members]
-        logits: list[list[torch.Tensor]] = [[] for _ in self.members]
-        losses = []
+        blocks, losses = [], []
         for j in range(len(orders[0])):
             interrupts.check()
             batch = self._batch([m.val_enc for m in self.members], [o[j] for o in orders])
-            block = self._logits(batch)  # (K, B, C)
-            losses.append(self._member_losses(block, batch["labels"], reduce="sum"))
-            for idx in range(len(self.members)):
-                logits[idx].append(block[idx])
-        totals = torch.stack(losses).sum(0).tolist()  # the one read of the evaluation
+            blocks.append(self._logits(batch))  # (K, B, C)
+            losses.append(self._member_losses(blocks[-1], batch["labels"], reduce="sum"))
+        totals = torch.stack(losses).sum(0).tolist()  # the reads of the evaluation
+        found = torch.cat(blocks, dim=1).cpu().numpy()  # (K, N, C)
         runtime = time.perf_counter() - start
         outcomes = []
         for idx, m in enumerate(self.members):
-            found = torch.cat(logits[idx]).cpu().numpy()
-            out = np.zeros_like(found)
-            out[np.concatenate(orders[idx])] = found
+            out = np.zeros_like(found[idx])
+            out[np.concatenate(orders[idx])] = found[idx]
             scores = score_logits(m.val_enc.labels, out, totals[idx], len(orders[idx]), runtime,
-                               self._scoring(m))
+                                  self._scoring(m))
             self._record(m, idx, scores, elapsed)
             outcomes.append(EpochOutcome(m, scores))
         return outcomes
@@ -409,8 +312,7 @@ class Pack:
         m.history.append(eval_record(m.epoch, m.step, scores, elapsed, len(m.train_enc.labels)))
         m.last_scores = scores
         if m.selector.update(m.epoch, scores):  # a copy on the device
-            head = {k: v.detach().clone() for k, v in m.head.state_dict().items()}
-            m.kept = Kept(self.flat.data[idx].clone(), head)
+            m.kept = self.flat.data[idx].clone()
 
     # ----------------------------------------------------------------- results
 
@@ -420,16 +322,16 @@ class Pack:
         if m.kept is None or m.last_scores is None or m.selector.scores is None:
             raise ValueError("a member has a result only after an epoch")
         model = self.resources.fresh_model(m.config)
-        row = m.kept.encoder_row.cpu()
-        # the encoder's own pooler is not in the pack: the head has its own
-        model.encoder.load_state_dict(self.flat.state_of(row), strict=False)
-        model.load_state_dict({k: v.cpu() for k, v in m.kept.head.items()}, strict=False)
+        state = member_state(self.flat.state_of(m.kept.cpu()), model.state_dict())
+        model.load_state_dict(state, strict=False)  # the encoder's own pooler is not in it
         how = self._scoring(m)
         kept = calibrate(model, m.selector.scores, m.val_enc.labels, how,
                          planned_calibration(m.config, m.selector.keep_last))
-        metrics = run_metrics(kept, m.judge, m.selector.epoch, m.epoch, m.last_scores, m.train_time,
-                              m.seen, self.resources, str(self.device), self.precision)
-        metrics.update(score_extra(model.to(self.device), self.resources, m.config, how))
+        metrics = run_metrics(kept, m.judge, m.selector.epoch, m.epoch, m.last_scores,
+                              m.train_time, m.seen, self.resources, str(self.device),
+                              self.precision)
+        if self.resources.data.extra:  # further validation splits (MNLI): the model scores them
+            metrics.update(score_extra(model.to(self.device), self.resources, m.config, how))
         return TrainResult(metrics, m.history, model.cpu().eval(), kept, m.epoch)
 
 

@@ -49,9 +49,15 @@ def masked_max(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class ClsPooler(Pooler):
-    """BERT's pooler: dense + tanh on the [CLS] state, as BertForSequenceClassification uses.
+    """Dense + tanh on the first token's state ([CLS], RoBERTa's <s>), as BERT's pooler and
+    BertForSequenceClassification.
 
-    Initialised from the encoder checkpoint's pooler weights when it has them (see model.py).
+    The dense layer starts from the checkpoint's pooler where the checkpoint has one (BERT,
+    ALBERT: trained by their sentence-level pre-training tasks). Where it has none (ELECTRA,
+    DistilBERT, DeBERTa, ModernBERT, and RoBERTa / XLM-R releases, which ship no pooler weights)
+    the layer is newly initialised, as transformers' own heads for those architectures are
+    (ElectraClassificationHead, DeBERTa's ContextPooler). model.build_model copies it and
+    records which in the config's `cls_pooler`.
     """
 
     def __init__(self, hidden_size: int) -> None:
@@ -143,7 +149,8 @@ POOLERS: dict[str, type[Pooler]] = {
 }
 
 DESCRIPTIONS: dict[str, str] = {
-    "cls": "BERT's pooler (dense + tanh) on [CLS], as BertForSequenceClassification",
+    "cls": "dense + tanh on the first token ([CLS] / <s>), from the checkpoint's pooler where it "
+           "has one",
     "cls_raw": "the last layer's [CLS] state, no pooler layer",
     "mean": "mean of the real tokens' states",
     "max": "per-feature max over the real tokens",

@@ -35,7 +35,7 @@ from .epochs import EpochSelector
 from .layout import Predictions, write_run
 from .losses import SYNC_EVERY, StepLog, read_losses
 from .metrics import Criterion, criterion
-from .model import PoolbertForSequenceClassification, calibration_of, task_loss
+from .model import CLS_POOLER, PoolbertForSequenceClassification, calibration_of, task_loss
 from .resources import Resources
 from .scoring import ScoreOptions, Scores, score_split
 from .tracking import History, RecordHook
@@ -60,7 +60,11 @@ class TrainResult:
 
     def save(self, folder: Path, record: dict, resources: Resources,
              save_model: bool = True) -> None:
-        """Write the run directory (poolbert.layout.write_run) into `folder`."""
+        """Write the run directory (poolbert.layout.write_run) into `folder`; its config.json
+        says what the `cls` head started from (model.CLS_POOLER)."""
+        start = getattr(self.model.config, "cls_pooler", None)
+        if start:
+            record = {**record, "cls_pooler": CLS_POOLER[start]}
         write_run(folder, record, self.metrics, self.history, self.predictions(resources.data),
                   self.model if save_model else None, resources.tokenizer)
 

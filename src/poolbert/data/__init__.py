@@ -8,13 +8,20 @@
     batches  batch order, padding widths, collation, the copy to the device
 """
 
-from .batches import bucket_width, collate, eval_batches, to_device, train_batches
+from .batches import (
+    bucket_width,
+    collate,
+    collate_blocks,
+    eval_batches,
+    to_device,
+    train_batches,
+)
 from .load import ID_COLUMNS, LoadedData, TextSplit, load_data, stratified_holdout, texts_of
 from .tasks import GLUE_TASKS, HUB_DATASET, TaskSpec, task_spec
 from .tokens import Encoded, TokenCache, encode
 
 __all__ = [
     "GLUE_TASKS", "HUB_DATASET", "ID_COLUMNS", "Encoded", "LoadedData", "TaskSpec", "TextSplit",
-    "TokenCache", "bucket_width", "collate", "encode", "eval_batches", "load_data",
+    "TokenCache", "bucket_width", "collate", "collate_blocks", "encode", "eval_batches", "load_data",
     "stratified_holdout", "task_spec", "texts_of", "to_device", "train_batches",
 ]

@@ -50,23 +50,38 @@ def collate(enc: Encoded, indices: np.ndarray, pad_id: int,
             pad_to_multiple_of: int | None = None, cap: int | None = None,
             width: int | None = None) -> dict[str, torch.Tensor]:
     """Pad a batch to its longest row, rounded up to a multiple and capped (`bucket_width`), or
-    to a given `width` (several packed trials' batches share one)."""
+    to a given `width`."""
     indices = np.asarray(indices, dtype=np.int64)
-    lengths = enc.lengths[indices]
     if width is None:
+        lengths = enc.lengths[indices]
         width = bucket_width(int(lengths.max()) if len(indices) else 0, pad_to_multiple_of, cap)
-    input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(indices), width), dtype=np.int64)
-    types = np.zeros_like(mask) if enc.token_type_ids is not None else None
-    for row, (i, n) in enumerate(zip(indices, lengths, strict=True)):
-        input_ids[row, :n] = enc.input_ids[i]
-        mask[row, :n] = 1
-        if types is not None and enc.token_type_ids is not None:
-            types[row, :n] = enc.token_type_ids[i]
+    return collate_blocks([enc], [indices], pad_id, width)
+
+
+def collate_blocks(encs: list[Encoded], index_lists: list[np.ndarray], pad_id: int,
+                   width: int) -> dict[str, torch.Tensor]:
+    """Several runs' batches as one, padded to one `width`: block k holds `encs[k]`'s rows
+    `index_lists[k]` (a pack's members, each tokenised at its own max_length). One tensor per
+    field, whatever the number of blocks."""
+    index_lists = [np.asarray(ix, dtype=np.int64) for ix in index_lists]
+    rows = sum(len(ix) for ix in index_lists)
+    input_ids = np.full((rows, width), pad_id, dtype=np.int64)
+    mask = np.zeros((rows, width), dtype=np.int64)
+    with_types = all(e.token_type_ids is not None for e in encs)
+    types = np.zeros_like(mask) if with_types else None
+    row = 0
+    for enc, indices in zip(encs, index_lists, strict=True):
+        for i, n in zip(indices, enc.lengths[indices], strict=True):
+            input_ids[row, :n] = enc.input_ids[i]
+            mask[row, :n] = 1
+            if types is not None and enc.token_type_ids is not None:
+                types[row, :n] = enc.token_type_ids[i]
+            row += 1
     batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
     if types is not None:
         batch["token_type_ids"] = torch.from_numpy(types)
-    batch["labels"] = torch.from_numpy(np.ascontiguousarray(enc.labels[indices]))
+    labels = np.concatenate([e.labels[ix] for e, ix in zip(encs, index_lists, strict=True)])
+    batch["labels"] = torch.from_numpy(np.ascontiguousarray(labels))
     return batch
 
 

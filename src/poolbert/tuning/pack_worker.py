@@ -41,11 +41,18 @@ from .worker import WorkerJob, expired
 
 
 def pack_size(tc: TuneConfig, resources: Resources) -> int:
-    """--pack, else poolbert.pack's size for the encoder on the study's device."""
+    """--pack, else by the encoder's size on CUDA; 1 (no packing) on a CPU or for an encoder
+    that cannot be packed (refused with its reason when --pack asks for more)."""
     if tc.pack is not None:
+        if tc.pack > 1 and (reason := resources.pack_refusal()):
+            raise PoolbertError(f"--pack {tc.pack}: {resources.model_name} cannot be packed: "
+                                f"{reason} (use --pack 1)")
         return tc.pack
+    device = resolve_device(tc.run.train.device).type
+    if device != "cuda" or resources.pack_refusal():
+        return 1  # a CPU does the members' arithmetic one after the other; or no fusion
     size = sum(p.numel() for p in resources.base_encoder.parameters())
-    return default_pack_size(size, resolve_device(tc.run.train.device).type)
+    return default_pack_size(size, device)
 
 
 @dataclass
