@@ -14,6 +14,7 @@ A worker that trains K trials at once runs pack_worker's loop instead (processes
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,4 +102,7 @@ def run_trial(head: HeadStudy, objective: Objective, trial: optuna.Trial,
         raise
     finally:
         beats.trial_ids.discard(trial._trial_id)
-    print_trial(head.name, head.study.tell(trial, value, state=state))
+    with warnings.catch_warnings():  # a NaN value is told FAIL quietly, as study.optimize does
+        warnings.filterwarnings("ignore", "The value nan is not acceptable")
+        frozen = head.study.tell(trial, value, state=state)
+    print_trial(head.name, frozen)
