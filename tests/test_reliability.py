@@ -87,10 +87,10 @@ def trials_of(out: Path, name: str, storage: str | None = None) -> list:
     return study.get_trials()
 
 
-def wait_for_running(out: Path, name: str, storage: str | None = None, timeout: float = 180,
+def wait_for_running(out: Path, name: str, storage: str | None = None, timeout: float = 600,
                      after: float = 0.0, at_least: int = 1):
     """The first RUNNING trial that has its parameters and worker ("host:pid"), i.e. is
-    training, `after` seconds into it."""
+    training, `after` seconds into it (a loaded machine takes minutes to start two workers)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -371,6 +371,23 @@ def test_unreachable_storage_is_one_line_without_password_and_writes_nothing(tin
     assert len(lines) == 1 and lines[0].startswith("poolbert: error: cannot open storage"), lines
     assert "topsecretpw" not in done.stderr + done.stdout
     assert not out.exists()
+
+
+def test_a_model_that_cannot_load_writes_nothing_and_the_corrected_command_runs(tiny, tmp_path,
+                                                                              lr_space):
+    """A misspelt --model (or a Hub that cannot be reached) is found before the output folder
+    and the studies exist: the corrected command is not refused as another study."""
+    out = tmp_path / "study"
+    argv = tune_argv(tiny, out, lr_space, 1, "--num-train-epochs", "1")
+    typo = [str(tmp_path / "no-such-model") if a == str(tiny[0]) else a for a in argv]
+    done = run(typo, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no-such-model" in lines[0] and "Traceback" not in done.stderr
+    assert not out.exists()
+    fixed = run(argv)
+    assert fixed.returncode == 0, fixed.stderr
+    assert (out / "summary.json").is_file()
 
 
 def test_inverted_range_in_the_space_file_writes_nothing(tiny, tmp_path):

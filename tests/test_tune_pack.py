@@ -178,3 +178,27 @@ def test_ctrl_c_marks_every_member_and_the_resume_runs_their_parameters(tiny, tm
     assert len(done) == 4
     assert sorted(t.params["learning_rate"] for t in stopped) == sorted(
         t.params["learning_rate"] for t in done if "retry_of" in t.user_attrs)
+
+
+def test_a_cuda_study_of_an_encoder_that_cannot_pack_says_why_in_its_budget(tmp_path):
+    """The CUDA default falls back to one trial at a time for an encoder fusion cannot take,
+    and the summary's Budget line says so (an explicit --pack is refused instead)."""
+    from types import SimpleNamespace
+
+    from poolbert.config import RunConfig
+    from poolbert.tuning.protocol import budget_text
+    from poolbert.tuning.results import Budget, StudyResult
+    from poolbert.tuning.settings import TuneConfig
+    from poolbert.tuning.study import unpacked_reason
+
+    run = RunConfig()
+    run.train.device = "cuda"  # what the study would use; nothing runs on it here
+    tc = TuneConfig(run=run, output_dir=str(tmp_path / "s"))
+    stuck = SimpleNamespace(model_name="enc", pack_refusal=lambda: "Foo (x) holds weights")
+    reason = unpacked_reason(tc, stuck)
+    assert reason == "enc cannot be packed (Foo (x) holds weights)"
+    line = budget_text(StudyResult(budget=Budget(n_trials={"cls": 2}, n_workers=1, pack=1,
+                                                       unpacked=reason)))
+    assert "one trial at a time (enc cannot be packed (Foo (x) holds weights))" in line
+    tc.pack = 1
+    assert unpacked_reason(tc, stuck) is None  # asked for: nothing to explain

@@ -155,6 +155,30 @@ def test_tables_created_by_two_commands_at_once_count_as_a_race_not_an_error():
     assert not _creation_race(unreachable)  # reported at once, in one line
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as workers do
+def test_each_running_trial_has_its_heartbeat(tmp_path):
+    """Workers ask and tell trials themselves (packed or not): Heartbeats beats for them, as
+    study.optimize would, so a dead worker's trial is found from any machine."""
+    import sqlite3
+    import time
+
+    from poolbert.config import RunConfig
+    from poolbert.tuning.liveness import Heartbeats
+
+    tc = TuneConfig(run=RunConfig(), output_dir=str(tmp_path))
+    storage = open_storage(tc)
+    study = optuna.create_study(storage=storage, study_name="s")
+    first, second = study.ask(), study.ask()
+    with Heartbeats(storage, 0.2) as beats:
+        beats.add(first._trial_id)
+        beats.add(second._trial_id)
+        time.sleep(0.5)
+    con = sqlite3.connect(tmp_path / "study.db")
+    rows = con.execute("SELECT trial_id FROM trial_heartbeats ORDER BY trial_id").fetchall()
+    con.close()
+    assert rows == [(first._trial_id,), (second._trial_id,)]
+
+
 DIES_AFTER_ASK = """
 import os, sys
 import optuna

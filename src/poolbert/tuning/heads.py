@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,12 @@ class HeadStudy:
         if self.failures == self.max_failures:
             print(f"[{self.name}] {self.failures} failed trials in this worker; moving on",
                   file=sys.stderr, flush=True)
+
+    def ask(self) -> optuna.Trial:
+        """A new trial, RUNNING in the storage (its heartbeat is the caller's: Heartbeats)."""
+        with warnings.catch_warnings():  # Optuna expects study.optimize to beat for it
+            warnings.filterwarnings("ignore", "Heartbeat of storage")
+            return self.study.ask()
 
     def budget_left(self) -> bool:
         """Whether another trial may start (asked under the budget lock): the finished and

@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
@@ -89,8 +90,9 @@ def _alive(pid: int) -> bool:
 
 @dataclass
 class Heartbeats:
-    """Optuna's heartbeat for each trial in a pack (study.optimize beats for its one trial;
-    a pack's trials are asked and told by hand). Only storages with a heartbeat have one."""
+    """Optuna's heartbeat for each running trial of this worker (its trials are asked and
+    told by hand, not by study.optimize, which would beat for them). Only storages with a
+    heartbeat (databases) have one."""
 
     storage: Any
     interval: float
@@ -98,7 +100,7 @@ class Heartbeats:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> Heartbeats:
-        if getattr(self.storage, "is_heartbeat_enabled", lambda: False)():
+        if is_heartbeat_enabled(self.storage):
             threading.Thread(target=self._beat, daemon=True, name="poolbert-heartbeat").start()
         return self
 
@@ -106,7 +108,7 @@ class Heartbeats:
         self._stop.set()
 
     def add(self, trial_id: int) -> None:
-        if getattr(self.storage, "is_heartbeat_enabled", lambda: False)():
+        if is_heartbeat_enabled(self.storage):
             self.storage.record_heartbeat(trial_id)
         self.trial_ids.add(trial_id)
 

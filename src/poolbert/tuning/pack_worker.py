@@ -11,7 +11,6 @@ is; out of memory halves the pack and queues the parameters of the trials that h
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from ..tracking import Tracking
 from .heads import HeadStudy, open_head
 from .liveness import Heartbeats, fail_dead_workers, fail_stale_trials
 from .locks import FileLock
+from .outage import StorageLost
 from .settings import TuneConfig
 from .trials import (
     TrialClock,
@@ -92,6 +92,8 @@ def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> No
             for m in pack.members:
                 _interrupted(m)
             raise
+        except StorageLost:
+            raise  # nothing can be recorded; the next worker fails and re-queues the trials
         except BaseException as exc:
             for m in pack.members:
                 _fail(m, f"{type(exc).__name__}: {exc}")
@@ -126,9 +128,7 @@ def _fill(pack: Pack, capacity: int, heads: list[HeadStudy], job: WorkerJob, loc
             with lock:  # released once the new trial is RUNNING: other workers count it
                 if not head.budget_left():
                     break
-                with warnings.catch_warnings():  # Heartbeats below does what it asks for
-                    warnings.filterwarnings("ignore", "Heartbeat of storage")
-                    trial = head.study.ask()
+                trial = head.ask()
             _seat(pack, head, trial, beats)
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import optuna
 
 from .. import interrupts
-from ..data import LoadedData
 from ..errors import PoolbertError
 from ..resources import Resources
 from ..training import fit
 from .heads import tuning_resources
+from .outage import StorageLost
 from .pack_worker import pack_size, run_packed
 from .settings import TuneConfig
 from .space import SearchSpace
@@ -31,33 +31,31 @@ from .trials import FitFn
 from .worker import WorkerJob, run_unpacked
 
 WORKER_GRACE_S = 30  # seconds a stopping worker gets to record its trial
+STORAGE_LOST_EXIT = 75  # a worker whose storage stayed away past --storage-timeout (EX_TEMPFAIL)
 
 
-def run_worker(job: WorkerJob, fit_fn: FitFn = fit,
-               resources: Resources | None = None) -> Resources:
-    """Run every head's study to its budget (or the deadline); returns the loaded resources."""
+def run_worker(job: WorkerJob, fit_fn: FitFn = fit, resources: Resources | None = None) -> None:
+    """Run every head's study to its budget (or the deadline); `resources` loaded if not given."""
     resources = resources or Resources.load(job.tune.run)
     tuning = tuning_resources(resources, job.tune)
-    storage = open_storage(job.tune)
+    storage = open_storage(job.tune, label=f"worker {job.index}")
     size = pack_size(job.tune, resources)
     if size > 1:
         run_packed(job, storage, tuning, size)
     else:
         run_unpacked(job, storage, tuning, fit_fn)
-    return resources
 
 
 def run_workers(tc: TuneConfig, space: SearchSpace, deadline: float | None,
-                fit_fn: FitFn, gpus: list[str | None], data: LoadedData) -> Resources | None:
+                fit_fn: FitFn, gpus: list[str | None], resources: Resources) -> None:
     """Workers (one per entry of `gpus`) run until every head's budget is met; a single worker
-    runs in this process (on the data already loaded), where a first Ctrl-C stops at the next
-    safe point, a second at once."""
+    runs in this process (on the resources already loaded), where a first Ctrl-C stops at the
+    next safe point, a second at once."""
     if len(gpus) == 1:
         with interrupts.deferred(escalate=True):
-            return run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), fit_fn,
-                              Resources.load(tc.run, data))
-    run_worker_processes(tc, space, deadline, fit_fn, gpus)
-    return None
+            run_worker(WorkerJob(tc, space, 0, deadline, not tc.quiet), fit_fn, resources)
+    else:
+        run_worker_processes(tc, space, deadline, fit_fn, gpus)
 
 
 def visible_gpus() -> list[str]:
@@ -102,6 +100,8 @@ def run_worker_processes(tc: TuneConfig, space: SearchSpace, deadline: float | N
         raise
     messages = _drain(errors)
     codes = [p.exitcode for p in processes]
+    if STORAGE_LOST_EXIT in codes:
+        raise StorageLost(messages[0])
     if messages:
         raise PoolbertError(messages[0])
     if 130 in codes or -2 in codes:
@@ -141,7 +141,8 @@ def _drain(errors: Any) -> list[str]:
 
 
 def worker_process(job: WorkerJob, fit_fn: FitFn, errors: Any) -> None:
-    """Entry point of a spawned worker: exit 0, 2 (its error is put on `errors`) or 130.
+    """Entry point of a spawned worker: exit 0, 2 or STORAGE_LOST_EXIT (its error is put on
+    `errors`), or 130.
     Ctrl-C and SIGTERM stop it at the next safe point, however often they come; the parent
     kills a worker that has not stopped after its grace period."""
     try:
@@ -154,6 +155,9 @@ def worker_process(job: WorkerJob, fit_fn: FitFn, errors: Any) -> None:
                 torch.set_num_threads(job.threads)
             _quiet_logs()
             run_worker(job, fit_fn)
+    except StorageLost as exc:
+        errors.put(f"worker {job.index}: {exc}")
+        sys.exit(STORAGE_LOST_EXIT)
     except PoolbertError as exc:
         errors.put(f"worker {job.index}: {exc}")
         sys.exit(2)

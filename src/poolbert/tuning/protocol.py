@@ -86,6 +86,8 @@ def budget_text(result: StudyResult) -> str:
     if result.preset == "quick" and budget.device:
         where += " (the quick preset: all of train on a GPU, a fixed subset on a CPU)"
     packed = f", {budget.pack} trials packed together per worker" if budget.pack > 1 else ""
+    if budget.unpacked:
+        packed = f", one trial at a time ({budget.unpacked})"
     seeds = f"; final seeds {budget.final_seeds}" if budget.final_seeds is not None else ""
     workers = f"; {budget.n_workers} worker process(es){packed}" \
         if budget.n_workers is not None else ""

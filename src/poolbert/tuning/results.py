@@ -63,6 +63,8 @@ class Budget:
     trials_per_gpu: int | None = None
     pack: int = 1  # studies written before packs trained one trial per worker
     timeout: float | None = None
+    # why the CUDA default trained one trial at a time (an encoder fusion cannot take)
+    unpacked: str | None = _optional()
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)

@@ -30,6 +30,7 @@ PRUNERS = ("none", "median", "hyperband")
 SELECT_ON = ("holdout", "dev")
 REPORT_HEADS = ("cls", "mean_max", "attention")
 MIN_PRUNE_EPOCH = 2  # RTE accuracy is noise after one epoch: no pruner stops a trial before 2
+STORAGE_TIMEOUT_S = 300.0  # a database restart or failover takes seconds to a few minutes
 
 # A preset sets defaults; flags given on the command line win. "run" holds RunConfig fields,
 # "cpu_run" those that apply only where trials run on a CPU.
@@ -96,6 +97,10 @@ class TuneConfig:
     timeout: float | None = setting(
         None, "seconds after which no new trial starts (running trials finish)", shown="none")
     max_retry: int = setting(2, "re-runs of a trial whose worker died")
+    storage_timeout: float = setting(
+        STORAGE_TIMEOUT_S, "seconds a worker rides out a lost storage (database connection, "
+        "locked or unreadable SQLite or journal file), retrying with backoff while training "
+        "goes on; past it the worker stops and the same command resumes")
     heartbeat_interval: int = 30  # seconds between a running trial's heartbeats (databases)
     grace_period: int = 120  # seconds without a heartbeat before a trial counts as dead
     quiet: bool = False
@@ -142,6 +147,7 @@ class TuneConfig:
             (self.pack is None or self.pack >= 1, "--pack must be at least 1"),
             (self.timeout is None or self.timeout > 0, "--timeout must be positive"),
             (self.max_retry >= 0, "--max-retry must be 0 or more"),
+            (self.storage_timeout > 0, "--storage-timeout must be positive"),
         ]
         for ok, message in checks:
             if not ok:

@@ -22,7 +22,8 @@ from ..config import RunConfig
 from ..errors import PoolbertError
 from ..text import first_line, redact, url_password
 from .liveness import RetryWithoutOwner
-from .settings import TuneConfig
+from .outage import RetryingStorage, retrying
+from .settings import STORAGE_TIMEOUT_S, TuneConfig
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -35,22 +36,28 @@ def storage_description(tc: TuneConfig) -> str:
     return redact(tc.storage)
 
 
-def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
+def open_storage(tc: TuneConfig, label: str = "poolbert") -> RetryingStorage:
+    """The study's storage, every call retried through an outage of up to --storage-timeout
+    seconds (outage.py); `label` starts the lines it prints about an outage."""
+    return retrying(_open_backend(tc), tc.storage_timeout, storage_description(tc), label)
+
+
+def _open_backend(tc: TuneConfig) -> optuna.storages.BaseStorage:
     if tc.storage == "journal":
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(tc.dir.journal)))
     url = sqlalchemy_url(tc.storage or tc.dir.database_url())
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(3):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs,
+                rdb = optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs(url),
                     heartbeat_interval=tc.heartbeat_interval, grace_period=tc.grace_period,
                     heartbeat_stale_trial_callback=RetryWithoutOwner(tc.max_retry),
                 )
+            return optuna.storages.get_storage(rdb)  # Optuna's trial cache in front of it
         except Exception as exc:  # driver, URL and connection errors all mean the same here
             if attempt < 2 and _creation_race(exc):
                 time.sleep(1.0)  # another command created the tables at the same moment
@@ -58,6 +65,22 @@ def open_storage(tc: TuneConfig) -> optuna.storages.BaseStorage:
             reason = redact(first_line(exc), url_password(url))
             raise PoolbertError(f"cannot open storage {redact(url)}: {reason}") from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLite waits up to 60 s for a locked file. A server's pooled connections are tested
+    before use (after a restart they are all dead); PostgreSQL gives up connecting after 10 s
+    and probes an idle connection every 10 s after 30 s, so a vanished server is found rather
+    than waited on forever (settings in the URL win)."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgres"):
+        libpq = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30,
+                 "keepalives_interval": 10, "keepalives_count": 3}
+        query = url.partition("?")[2]
+        kwargs["connect_args"] = {k: v for k, v in libpq.items() if f"{k}=" not in query}
+    return kwargs
 
 
 def _creation_race(exc: BaseException) -> bool:
@@ -90,9 +113,11 @@ def existing_storage_url(storage: str) -> str:
     return storage
 
 
-def open_existing_storage(storage: str) -> optuna.storages.BaseStorage:
+def open_existing_storage(storage: str,
+                          patience: float = STORAGE_TIMEOUT_S) -> optuna.storages.BaseStorage:
     """Open a storage that already holds studies, to read them: a SQLite file path, a database
-    URL (no tables are created), or a journal file (a path or journal://path).
+    URL (no tables are created), or a journal file (a path or journal://path). Its calls ride
+    out an outage of up to `patience` seconds, then raise outage.StorageLost.
 
     Raises whatever the backend raises (FileNotFoundError for a missing journal file, the
     driver's errors for a database); callers that can do without the storage catch it.
@@ -104,8 +129,13 @@ def open_existing_storage(storage: str) -> optuna.storages.BaseStorage:
         path = storage.split("://", 1)[-1]
         if not Path(path).is_file():  # JournalFileBackend would create an empty one
             raise FileNotFoundError(path)
-        return optuna.storages.JournalStorage(JournalFileBackend(path))
-    return optuna.storages.RDBStorage(sqlalchemy_url(storage), skip_table_creation=True)
+        backend: optuna.storages.BaseStorage = optuna.storages.JournalStorage(
+            JournalFileBackend(path))
+    else:
+        url = sqlalchemy_url(storage)
+        backend = optuna.storages.get_storage(optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs(url), skip_table_creation=True))
+    return retrying(backend, patience, storage, label="report")
 
 
 def study_name(tc: TuneConfig, head: str) -> str:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .. import interrupts
-from ..data import LoadedData, load_data
+from ..data import load_data
 from ..device import resolve_device
 from ..errors import PoolbertError
 from ..files import write_json, write_text
@@ -24,6 +24,7 @@ from ..training import fit
 from . import final, summary
 from .heads import describe_pruner, n_trials_for, study_identity, tuning_resources
 from .markdown import summary_markdown
+from .outage import StorageLost
 from .pack_worker import pack_size
 from .processes import plan_workers, run_workers, visible_gpus
 from .results import read_result
@@ -36,7 +37,7 @@ from .trials import FitFn, study_tracking
 def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
     """Run or resume the study described by `tc`; returns summary.json's content."""
     start = time.time()
-    space, data = check_inputs(tc)
+    space, resources = check_inputs(tc)
     storage = open_studies(tc, space)
     prepare_output_dir(tc, space)  # config.json only once the storage agreed
     deadline = start + tc.timeout if tc.timeout else None
@@ -44,10 +45,13 @@ def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
     finished_before = finished_trials(tc, storage)
     with interrupts.sigterm_as_interrupt():
         try:
-            resources = run_workers(tc, space, deadline, fit_fn, gpus, data)
-        finally:
-            write_trials(tc, storage)
-        resources = resources or Resources.load(tc.run, data)
+            run_workers(tc, space, deadline, fit_fn, gpus, resources)
+        except StorageLost:
+            raise  # trials.csv cannot be read from a storage that is gone
+        except BaseException:
+            write_trials(tc, storage)  # Ctrl-C or a failed worker: what is done is listed
+            raise
+        write_trials(tc, storage)
         outcomes = [final.collect(tc, storage, h, n_trials_for(tc, space.for_head(h)))
                     for h in tc.heads]
         pack = pack_size(tc, resources)
@@ -58,7 +62,8 @@ def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
     if previous and previous.wall_time_s is not None and not seeds_trained and \
             finished_trials(tc, storage) == finished_before:
         wall = previous.wall_time_s  # a rerun that trained nothing: it took what it took before
-    return write_summary(tc, outcomes, resources, wall, budget(tc, space, len(gpus), pack))
+    return write_summary(tc, outcomes, resources, wall,
+                         budget(tc, space, len(gpus), pack, unpacked_reason(tc, resources)))
 
 
 def final_runs(tc: TuneConfig, outcome: final.HeadOutcome, resources: Resources,
@@ -79,8 +84,10 @@ def write_summary(tc: TuneConfig, outcomes: list[final.HeadOutcome], resources: 
     return result.to_json()
 
 
-def check_inputs(tc: TuneConfig) -> tuple[SearchSpace, LoadedData]:
-    """Settings, search space, data and --report-to tools: refused before anything is written."""
+def check_inputs(tc: TuneConfig) -> tuple[SearchSpace, Resources]:
+    """Settings, search space, data, model, tokenizer and --report-to tools: refused before
+    anything is written (a study folder made for a model that cannot load would refuse the
+    corrected command as another study)."""
     tc.validate()
     space = load_space(tc.space)
     space.check_heads(tc.heads)
@@ -88,14 +95,17 @@ def check_inputs(tc: TuneConfig) -> tuple[SearchSpace, LoadedData]:
     check_fit(tc.run, data)
     check_study_dir(tc)
     study_tracking(tc)  # an unknown or missing --report-to tool
-    return space, data
+    resources = Resources.load(tc.run, data)  # a misspelt --model, an unreachable Hub
+    pack_size(tc, resources)  # --pack K for an encoder that cannot be packed
+    return space, resources
 
 
 def open_studies(tc: TuneConfig, space: SearchSpace) -> Any:
     """The storage with each head's study created, or checked to search the same space."""
     if tc.storage is None or tc.storage == "journal":  # the storage file lives in the folder
         tc.out.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(tc)  # an unreachable database: refused before anything is written
+    # an unreachable database: refused before anything is written
+    storage = open_storage(tc, label="study")
     for head in tc.heads:  # refuses a study of the same name that searches another space
         study = open_study(tc, storage, head, study_identity(tc, space.for_head(head)))
         for key, value in dashboard_attrs(tc, head).items():
@@ -150,7 +160,16 @@ def data_sizes(tc: TuneConfig, resources: Resources) -> dict[str, int]:
             else 0}
 
 
-def budget(tc: TuneConfig, space: SearchSpace, n_workers: int, pack: int) -> dict[str, Any]:
+def unpacked_reason(tc: TuneConfig, resources: Resources) -> str | None:
+    """Why a CUDA study trains one trial at a time by default: its encoder cannot be packed."""
+    if tc.pack is not None or resolve_device(tc.run.train.device).type != "cuda":
+        return None
+    reason = resources.pack_refusal()
+    return f"{resources.model_name} cannot be packed ({reason})" if reason else None
+
+
+def budget(tc: TuneConfig, space: SearchSpace, n_workers: int, pack: int,
+           unpacked: str | None = None) -> dict[str, Any]:
     return {
         "n_trials": {h: n_trials_for(tc, space.for_head(h)) for h in tc.heads},
         "space": space.source if tc.space not in ("paper", "quick") else f"{tc.space}.yaml",
@@ -161,5 +180,6 @@ def budget(tc: TuneConfig, space: SearchSpace, n_workers: int, pack: int) -> dic
         "n_workers": n_workers,
         "trials_per_gpu": tc.trials_per_gpu,
         "pack": pack,
+        **({"unpacked": unpacked} if unpacked else {}),
         "timeout": tc.timeout,
     }

@@ -14,17 +14,20 @@ A worker that trains K trials at once runs pack_worker's loop instead (processes
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from .. import interrupts
 from ..resources import Resources
-from .heads import open_head
-from .liveness import fail_dead_workers, fail_stale_trials
+from .heads import HeadStudy, open_head
+from .liveness import Heartbeats, fail_dead_workers, fail_stale_trials
 from .locks import FileLock
 from .objective import Objective
+from .outage import StorageLost
 from .settings import TuneConfig
 from .space import SearchSpace
 from .trials import FitFn, TrialFailed, print_trial
@@ -64,26 +67,42 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
              fit_fn: FitFn) -> None:
     tc = job.tune
     opened = open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
-    study, objective = opened.study, Objective(opened.setup, fit_fn)
+    objective = Objective(opened.setup, fit_fn)
     lock = FileLock(tc.dir.budget_lock)
+    with Heartbeats(storage, tc.heartbeat_interval) as beats:
+        while not expired(job.deadline):
+            interrupts.check()  # between trials: nothing of a trial is half-written
+            fail_dead_workers(opened.study, tc.max_retry)
+            fail_stale_trials(opened.study)
+            with lock:  # released once the new trial is RUNNING: other workers count it
+                if not opened.budget_left() or opened.gave_up:
+                    return
+                trial = opened.ask()
+            run_trial(opened, objective, trial, beats)
 
-    def started(trial: optuna.Trial) -> float:
-        lock.release()  # the trial is RUNNING in the storage: other workers count it now
-        try:
-            return objective(trial)
-        except TrialFailed:
-            opened.count_failure()
-            raise
 
-    while not expired(job.deadline):
-        interrupts.check()  # between trials: nothing of a trial is half-written in the storage
-        fail_dead_workers(study, tc.max_retry)
-        fail_stale_trials(study)
-        lock.acquire()
-        try:
-            if not opened.budget_left() or opened.gave_up:
-                return
-            study.optimize(started, n_trials=1, catch=(TrialFailed,),
-                           callbacks=[lambda _, trial: print_trial(head, trial)])
-        finally:
-            lock.release()
+def run_trial(head: HeadStudy, objective: Objective, trial: optuna.Trial,
+              beats: Heartbeats) -> None:
+    """The objective, then the trial told as study.optimize tells it (a failure other than
+    out of memory is told and raised). Asked and told here rather than in study.optimize, so
+    that a lost storage stops the worker without Optuna trying to tell the trial."""
+    beats.add(trial._trial_id)
+    value: float | None = None
+    state: TrialState | None = TrialState.FAIL
+    try:
+        value, state = objective(trial), None  # None: COMPLETE, or FAIL for a NaN value
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except TrialFailed:
+        head.count_failure()
+    except StorageLost:
+        raise  # nothing can be told; the next worker fails and re-queues the trial
+    except (Exception, KeyboardInterrupt):
+        head.study.tell(trial, state=TrialState.FAIL)
+        raise
+    finally:
+        beats.trial_ids.discard(trial._trial_id)
+    with warnings.catch_warnings():  # a NaN value is told FAIL quietly, as study.optimize does
+        warnings.filterwarnings("ignore", "The value nan is not acceptable")
+        frozen = head.study.tell(trial, value, state=state)
+    print_trial(head.name, frozen)
