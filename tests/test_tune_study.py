@@ -279,3 +279,14 @@ def test_rerunning_a_finished_study_keeps_its_wall_time(tiny, tmp_path):
     more = run_study(settings(tiny, tmp_path / "s", final_seeds=1, n_trials=4),
                      fit_fn=slow_train)
     assert more["wall_time_s"] != first  # a command that trained again reports its own time
+
+
+def test_a_space_longer_than_the_encoder_is_refused_before_anything_is_written(tiny, tmp_path):
+    """The tiny BERT takes 128 positions; a space that tries 256 would fail every such trial."""
+    long = tmp_path / "long.yaml"
+    long.write_text("default:\n  n_trials: 2\n  params:\n    max_length: [64, 256]\n")
+    tc = settings(tiny, tmp_path / "s", space=str(long))
+    with pytest.raises(PoolbertError, match=r"searches max_length up to 256, above what .* "
+                                            r"takes: 128 tokens"):
+        run_study(tc, fake_fit)
+    assert not (tmp_path / "s").exists()

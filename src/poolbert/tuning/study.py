@@ -15,6 +15,7 @@ from typing import Any
 from .. import interrupts
 from ..data import load_data
 from ..device import resolve_device
+from ..encoder import max_positions
 from ..errors import PoolbertError
 from ..files import write_json, write_text
 from ..layout import STUDY_STARTING
@@ -97,7 +98,23 @@ def check_inputs(tc: TuneConfig) -> tuple[SearchSpace, Resources]:
     study_tracking(tc)  # an unknown or missing --report-to tool
     resources = Resources.load(tc.run, data)  # a misspelt --model, an unreachable Hub
     pack_size(tc, resources)  # --pack K for an encoder that cannot be packed
+    check_space_lengths(tc, space, resources)
     return space, resources
+
+
+def check_space_lengths(tc: TuneConfig, space: SearchSpace, resources: Resources) -> None:
+    """A space whose max_length reaches past what the encoder takes is refused before any
+    trial (each such trial would fail)."""
+    limit = max_positions(resources.base_encoder)
+    for head in tc.heads:
+        param = space.for_head(head).params.get("max_length")
+        if param is None or limit is None:
+            continue
+        longest = max(param.choices) if param.choices else param.high
+        if longest is not None and longest > limit:
+            raise PoolbertError(f"{space.source}: head {head} searches max_length up to "
+                                f"{longest}, above what {resources.model_name} takes: {limit} "
+                                "tokens; narrow the space")
 
 
 def open_studies(tc: TuneConfig, space: SearchSpace) -> Any:
