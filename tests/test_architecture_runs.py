@@ -15,7 +15,7 @@ import pytest
 import torch
 from architectures import ARCHITECTURES, build, cached_model, sentences
 from helpers import tiny_glue_dir
-from poolbert.predict import PredictOptions, predict_file
+from poolbert.prediction import PredictOptions, predict_file
 
 from poolbert import fusion
 from poolbert.cli import main
