@@ -15,7 +15,6 @@ import pytest
 import torch
 from architectures import ARCHITECTURES, build, cached_model, sentences
 from helpers import tiny_glue_dir
-from poolbert.prediction import PredictOptions, predict_file
 
 from poolbert import fusion
 from poolbert.cli import main
@@ -23,6 +22,7 @@ from poolbert.config import RunConfig
 from poolbert.exporting import export_model
 from poolbert.pack import train_together
 from poolbert.pooling import POOLERS
+from poolbert.prediction import PredictOptions, predict_file
 from poolbert.resources import Resources
 from poolbert.training import fit
 

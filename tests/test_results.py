@@ -25,17 +25,21 @@ TESTS = "paired tests between heads"
 # what summary.json has held since --metric and packs (the keys, in their order)
 SUMMARY_KEYS = ["task", "model", "selection", "select_on_description", "metric", "metric_name",
                 "problem_type", "label_names", "n_eval", "n_train", "study_name", "storage",
-                "preset", "budget", "heads", "comparisons", "wall_time_s"]
+                "preset", "budget", "heads", "comparisons", "wall_time_s",
+                "verdict", "baseline", "primary_test"]  # the last three: since verdicts
 HEAD_KEYS = ["n_trials", "n_requested", "n_complete", "n_pruned", "n_failed", "best_trial",
              "best_value", "best_params", "best_epoch", "dev_value_best", "dev_precision",
              "dev_recall", "seeds", "seed_values", "mean", "std", "ci95",
-             "epochs_saved_by_pruning"]
+             "epochs_saved_by_pruning", "beats_baseline", "baseline_p_adjusted"]
 BUDGET_KEYS = ["n_trials", "space", "pruner", "max_train_samples", "device", "final_seeds",
                "n_workers", "trials_per_gpu", "pack", "timeout"]
-PAIR_KEYS = {"a", "b", "test", "alpha", "basis", "statistic", "p_value", "significant"}
-TEST_KEYS = {"mcnemar": PAIR_KEYS | {"a_correct_b_wrong", "b_correct_a_wrong"},
-             "paired_bootstrap": PAIR_KEYS | {"a_correct_b_wrong", "b_correct_a_wrong",
-                                              "difference", "ci95", "n_resamples"},
+PAIR_KEYS = {"a", "b", "test", "alpha", "basis", "statistic", "p_value", "significant",
+             "p_adjusted"}
+DISCORDANT = {"a_correct_b_wrong", "b_correct_a_wrong"}
+TEST_KEYS = {"two_level_t": PAIR_KEYS | DISCORDANT | {"primary", "difference", "ci95",
+                                                      "min_detectable_effect", "example_sd"},
+             "mcnemar": PAIR_KEYS | DISCORDANT,
+             "paired_bootstrap": PAIR_KEYS | DISCORDANT | {"difference", "ci95", "n_resamples"},
              "paired_t_seeds": PAIR_KEYS | {"difference"}}
 
 # summary.json as the first `poolbert tune` wrote it: no metric_name, problem_type or
@@ -222,8 +226,9 @@ def test_statistics_added_later_are_written_only_when_set():
     assert data["comparisons"][0]["p_adjusted"] == 1.0 and data["comparisons"][0]["primary"]
     assert StudyResult.from_json(data).to_json() == data
     text = summary_markdown(StudyResult.from_json(data))
-    assert "Verdict: mean is not better than cls" in text and "| p (Holm) | primary |" in text
-    assert "p-values adjusted for multiple comparisons (Holm)" in text
+    assert "Verdict: mean is not better than cls" in text
+    assert "| primary | statistic | p-value | p (Holm) | significant (Holm p < alpha) |" in text
+    assert "adjusted with Holm's method" in text and "not adjusted" not in text
 
 
 def test_a_summary_that_is_not_one_is_refused_naming_the_file(tmp_path):

@@ -1,5 +1,8 @@
 """The model card (README.md) of an export: Hub metadata plus `model_card_template.md`.
 
+A model from a study opens with the study's verdict (tuning.protocol.findings_text), the words
+summary.md and the report page open with.
+
 The template holds the card's prose and structure (Jinja2, rendered by huggingface_hub's
 `ModelCard.from_template`); this module computes what goes into it: the results rows, the
 protocol of the run or study, the hyperparameter rows and the usage snippet's variables.
@@ -68,6 +71,7 @@ def build_card(src: Source, model: PreTrainedModel, info: TrainingInfo, plain_be
         data, template_path=str(TEMPLATE), title=name, encoder=base_model_id(encoder) or encoder,
         trained_on=_trained_on(src, info), head=head, head_description=DESCRIPTIONS.get(head, head),
         labels=label_names(model.config), results=_results_rows(src, dev),
+        findings=findings_text(result) if result is not None and src.study is not None else [],
         **_protocol(src, result),
         **_hyperparameters(src, info), has_curve=has_curve, plain_bert=plain_bert,
         repo=repo_id or f"<user>/{name}",
@@ -214,7 +218,7 @@ def _protocol(src: Source, result: StudyResult | None) -> dict[str, Any]:
     study = {"head": src.head, "trial": best.get("trial_number", "?"),
              "selection": best.get("selection", "?"), "protocol": [], "tables": []}
     if result is not None:
-        study["protocol"] = findings_text(result) + protocol_text(result)
+        study["protocol"] = protocol_text(result)
         if result.heads:
             tables = [metric_table(result), paired_test_table(result, src.head),
                       trial_table(result)]

@@ -1,6 +1,7 @@
 """The study report: `build_report(study_dir)` writes `<study_dir>/report/`.
 
-Sections in page order: the header and notes, the protocol in words, the comparison across heads
+Sections in page order: the header and notes, the verdict (the findings summary.md and the model
+card open with too), the protocol in words, the comparison across heads
 (tables from summary.json, per-head accuracy, confusion matrices), one section per head (its
 figures and failed trials), and the configuration.
 """
@@ -56,6 +57,7 @@ def build_report(study_dir: Path, storage: str | None = None) -> Path:
     folder = StudyDir(study_dir).report
     with report_page(folder, f"poolbert report: {_study_title(study)}") as page:
         _header(study, page)
+        _verdict_section(study, page)
         _protocol_section(study, page)
         _comparison_section(study, page)
         for head in study.heads.values():
@@ -78,6 +80,8 @@ def _header(study: StudyData, page: Page) -> None:
              f"heads: {esc(', '.join(heads) or 'none')}</p>")
     page.add(generated_line(study.source))
     links = ['<a href="#protocol">Protocol</a>', '<a href="#comparison-section">Comparison</a>']
+    if study.result is not None and study.result.verdict:
+        links.insert(0, '<a href="#verdict">Verdict</a>')
     links += [f'<a href="#head-{esc(safe_name(h))}">{esc(h)}</a>' for h in heads]
     links.append('<a href="#config">Configuration</a>')
     page.add("<nav>" + " ".join(links) + "</nav>")
@@ -89,11 +93,19 @@ def _header(study: StudyData, page: Page) -> None:
 # Protocol
 # ---------------------------------------------------------------------------------------------
 
+def _verdict_section(study: StudyData, page: Page) -> None:
+    """The verdict, the baseline, the power and the planning line, before anything else (the
+    words summary.md and the model card open with); none for a study without a verdict."""
+    found = findings_text(study.result) if study.result else []
+    if found:
+        page.add('<h2 id="verdict">Verdict</h2>' + "".join(f"<p>{esc(p)}</p>" for p in found))
+
+
 def _protocol_section(study: StudyData, page: Page) -> None:
     """The study's protocol (the words summary.md and the model card print too), then what
     this page's figures were drawn from."""
     page.add('<h2 id="protocol">Protocol</h2>')
-    shared = findings_text(study.result) + protocol_text(study.result) if study.result else []
+    shared = protocol_text(study.result) if study.result else []
     page.add("".join(f"<p>{esc(p)}</p>" for p in [*shared, *figures_text(study)]))
 
 
@@ -175,8 +187,9 @@ def _comparison_section(study: StudyData, page: Page) -> None:
     label = metric_label(study.result.metric if study.result else "eval_accuracy")
     value = label.removeprefix("validation ")
     page.figure("heads_accuracy.png", f"{value[:1].upper() + value[1:]} per head: each seed "
-                "re-training (grey), the seed mean with its 95% interval (black) and the best "
-                "trial's model (red diamond).",
+                "re-training (grey), the seed mean with its 95% interval (black), the best "
+                "trial's model (red diamond) and the baseline (dashed line); a head that does not "
+                "beat the baseline by the primary test is marked so under its name.",
                 lambda p: plot_head_accuracy(get_head_accuracy_info(study), p))
     problem_type = study.result.problem_type if study.result else "single_label"
     if problem_type == "single_label":

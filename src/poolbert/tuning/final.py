@@ -31,6 +31,7 @@ from ..resources import Resources, run_record
 from ..scoring import ScoreOptions, score_split
 from ..tracking import Tracking
 from ..training import TrainResult, fit
+from .racing import STOP_ATTR
 from .settings import TuneConfig
 from .storage import study_name
 from .trials import FitFn, study_tracking, trial_config
@@ -53,6 +54,7 @@ class HeadOutcome:
     dev_best: Predictions | None = None
     dev_metrics: dict = field(default_factory=dict)  # all of the best model's dev metrics
     seed_runs: list[SeedRun] = field(default_factory=list)
+    race_stop: dict | None = None  # --race: the record of the race stopping this head
 
     @property
     def n_finished(self) -> int:
@@ -225,4 +227,5 @@ def collect(tc: TuneConfig, storage: optuna.storages.BaseStorage, head: str,
     study = optuna.load_study(study_name=study_name(tc, head), storage=storage)
     trials = study.get_trials(deepcopy=False)
     higher = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return HeadOutcome(head, trials, n_requested, best_trial(trials, higher))
+    return HeadOutcome(head, trials, n_requested, best_trial(trials, higher),
+                       race_stop=study.user_attrs.get(STOP_ATTR))

@@ -61,11 +61,17 @@ class OwnedTPESampler(optuna.samplers.TPESampler):
         super().before_trial(study, trial)
 
 
+def startup_trials(n_trials: int) -> int:
+    """TPE's random start-up trials for a head with this budget (before them it has not
+    modelled its space; --race judges no head before every head has had them)."""
+    return min(10, max(2, n_trials // 3))
+
+
 def make_sampler(tc: TuneConfig, n_trials: int, index: int,
                  n_existing: int) -> optuna.samplers.TPESampler:
     """TPE seeded from --seed; each worker and each resume draws a different random stream."""
     seed = tc.run.train.seed + 1000 * index + n_existing
-    return OwnedTPESampler(seed=seed, n_startup_trials=min(10, max(2, n_trials // 3)))
+    return OwnedTPESampler(seed=seed, n_startup_trials=startup_trials(n_trials))
 
 
 def make_pruner(name: str, n_trials: int, space: HeadSpace,

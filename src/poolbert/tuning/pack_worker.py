@@ -3,10 +3,11 @@
 The loop of `worker.run_unpacked`, one epoch at a time instead of one trial at a time. Before
 each epoch the free places are filled with new trials (Optuna's ask, under the same budget lock
 as unpacked workers, so TPE sees every result as it comes, and heads follow each other in
-order); after it, every member reports its epoch: a pruned one leaves at once, a finished one
-writes its run (the same run directory and trial records as an unpacked trial) and is told
-COMPLETE. A member whose loss turns non-finite is pruned with its reason, as an unpacked trial
-is; out of memory halves the pack and queues the parameters of the trials that had to leave.
+order, or with --race take turns); after it, every member reports its epoch: a pruned one
+leaves at once, a finished one writes its run (the same run directory and trial records as an
+unpacked trial) and is told COMPLETE. A member whose loss turns non-finite is pruned with its
+reason, as an unpacked trial is; out of memory halves the pack and queues the parameters of the
+trials that had to leave.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .heads import HeadStudy, open_head
 from .liveness import Heartbeats, fail_dead_workers, fail_stale_trials
 from .locks import FileLock
 from .outage import StorageLost
+from .racing import Race
 from .settings import TuneConfig
 from .trials import (
     TrialClock,
@@ -78,12 +80,13 @@ def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> No
     heads = [open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
              for head in tc.heads]
     lock = FileLock(tc.dir.budget_lock)
+    racing = Race(tc, job.space, storage, tuning) if tc.race else None
     capacity = size
     with Heartbeats(storage, tc.heartbeat_interval) as beats:
         try:
             while True:
                 interrupts.check()  # between epochs: nothing half-written in the storage
-                _fill(pack, capacity, heads, job, lock, beats)
+                _fill(pack, capacity, heads, job, lock, beats, racing)
                 if not pack.members:
                     return
                 for outcome in pack.run_epoch():
@@ -115,21 +118,27 @@ def check_packable(tc: TuneConfig, job: WorkerJob, precision: str) -> None:
 
 
 def _fill(pack: Pack, capacity: int, heads: list[HeadStudy], job: WorkerJob, lock: FileLock,
-          beats: Heartbeats) -> None:
-    """New trials into the free places, from the first head with budget left."""
-    for head in heads:
-        if len(pack.members) >= capacity or expired(job.deadline):
+          beats: Heartbeats, racing: Race | None = None) -> None:
+    """New trials into the free places, from the first head with budget left; with --race
+    one trial per head in turn (rounds), leaving out heads the race stopped."""
+    per_head = 1 if racing else capacity
+    while True:
+        before = len(pack.members)
+        for head in heads:
+            if len(pack.members) >= capacity or expired(job.deadline):
+                return
+            if head.gave_up:
+                continue
+            fail_dead_workers(head.study, job.tune.max_retry)
+            fail_stale_trials(head.study)
+            for _ in range(min(per_head, capacity - len(pack.members))):
+                with lock:  # released once the new trial is RUNNING: other workers count it
+                    if not head.budget_left() or (racing and racing.stopped(head.name)):
+                        break
+                    trial = head.ask()
+                _seat(pack, head, trial, beats)
+        if racing is None or len(pack.members) == before:
             return
-        if head.gave_up:
-            continue
-        fail_dead_workers(head.study, job.tune.max_retry)
-        fail_stale_trials(head.study)
-        while len(pack.members) < capacity:
-            with lock:  # released once the new trial is RUNNING: other workers count it
-                if not head.budget_left():
-                    break
-                trial = head.ask()
-            _seat(pack, head, trial, beats)
 
 
 def _seat(pack: Pack, head: HeadStudy, trial: optuna.Trial, beats: Heartbeats) -> None:

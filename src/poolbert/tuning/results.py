@@ -100,6 +100,11 @@ class HeadResult:
     # issue 20: against the baseline (computed elsewhere, written when set)
     beats_baseline: bool | None = _optional()
     baseline_p_adjusted: float | None = _optional()
+    # --race: whether the race stopped the head, after how many finished trials, and the
+    # trials of its budget it did not run (requested minus finished)
+    race_stopped: bool | None = _optional()
+    race_stopped_after: int | None = _optional()
+    trials_saved_by_race: int | None = _optional()
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -140,6 +145,7 @@ class Comparison:
     p_adjusted: float | None = _optional()  # Holm-adjusted
     primary: bool = field(default=False, metadata=WHEN_SET)
     min_detectable_effect: float | None = _optional()
+    example_sd: float | None = _optional()  # per-example sd of the difference (plan's input)
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -154,10 +160,24 @@ class Comparison:
 
 @dataclass
 class Baseline:
-    """What every head is held against (issue 20): e.g. the majority class on dev."""
+    """What every head is held against: the trivial predictor fitted on train's labels (the
+    majority class for accuracy), scored on dev (tuning.baseline)."""
 
     name: str
     value: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+@dataclass
+class RaceResult:
+    """--race: the stopping rule in words, the heads it stopped and the trials it saved over
+    all heads (per head: HeadResult's race fields)."""
+
+    rule: str
+    stopped: list[str] = field(default_factory=list)
+    trials_saved: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -188,6 +208,7 @@ class StudyResult:
     verdict: str | None = _optional()
     baseline: Baseline | None = _optional()
     primary_test: str | None = _optional()
+    race: RaceResult | None = _optional()
 
     def to_json(self) -> dict[str, Any]:
         out = _to_json(self)
@@ -196,6 +217,8 @@ class StudyResult:
         out["comparisons"] = [c.to_json() for c in self.comparisons]
         if self.baseline is not None:
             out["baseline"] = self.baseline.to_json()
+        if self.race is not None:
+            out["race"] = self.race.to_json()
         return out
 
     @classmethod
@@ -208,7 +231,7 @@ class StudyResult:
         comparisons = data.get("comparisons") or []
         if not isinstance(comparisons, list):
             raise ValueError("comparisons is not a list")
-        baseline = data.get("baseline")
+        baseline, race = data.get("baseline"), data.get("race")
         return cls(**{
             **data, "metric": metric,
             # older studies judged every run by accuracy and did not name the metric
@@ -220,6 +243,7 @@ class StudyResult:
             "comparisons": [Comparison.from_json(c) for c in comparisons],
             "baseline": Baseline(**_known(Baseline, _object(baseline, "baseline")))
             if baseline else None,
+            "race": RaceResult(**_known(RaceResult, _object(race, "race"))) if race else None,
         })
 
     def ordered_heads(self, order: list[str] | None = None) -> list[str]:

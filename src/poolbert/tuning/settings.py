@@ -77,6 +77,9 @@ class TuneConfig:
         "the end; dev: score and report on dev, as the report did (optimistic)",
         choices=SELECT_ON)
     holdout_fraction: float = setting(0.15, "share of train held out for --select-on holdout")
+    race: bool = setting(
+        False, "run the heads in rounds and stop giving trials to a head whose best score is "
+        "confidently below the leader's (stopped heads are still re-trained with seeds)")
     final_seeds: int = setting(
         5, "re-train each head's best settings with seeds 1..K on all of train (0 skips)")
     storage: str | None = setting(

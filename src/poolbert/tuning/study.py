@@ -79,7 +79,8 @@ def write_summary(tc: TuneConfig, outcomes: list[final.HeadOutcome], resources: 
     """summary.json and summary.md; returns summary.json's content."""
     result = summary.build_summary(tc, outcomes, resources.data.validation.labels,
                                    data_sizes(tc, resources), wall, budget,
-                                   criterion(tc.run, resources.data), resources.data.label_names)
+                                   criterion(tc.run, resources.data), resources.data.label_names,
+                                   resources.data.train.labels)
     write_json(tc.dir.summary_json, result.to_json())
     write_text(tc.dir.summary_md, summary_markdown(result))
     return result.to_json()

@@ -1,9 +1,9 @@
 """What a study reports: trials.csv, and its results (`results.StudyResult`, written as
-summary.json) from the heads' outcomes: seed statistics and paired tests."""
+summary.json) from the heads' outcomes: seed statistics, the baseline, the verdict with its
+primary and secondary tests (verdict.py), and with --race what the race stopped."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,14 @@ from .. import layout
 from ..metrics import Criterion
 from ..text import redact
 from . import stats
+from .baseline import baseline
+from .evidence import BaselineEvidence, HeadEvidence, head_evidence
 from .final import HeadOutcome
-from .results import Budget, Comparison, HeadResult, StudyResult
+from .heads import startup_trials
+from .racing import rule_text
+from .results import Baseline, Budget, Comparison, HeadResult, RaceResult, StudyResult
 from .settings import TuneConfig
+from .verdict import PRIMARY, Verdict, compare_heads
 
 ALPHA = 0.05
 
@@ -77,75 +82,50 @@ def head_result(o: HeadOutcome) -> HeadResult:
     )
 
 
-def representative(o: HeadOutcome, labels: np.ndarray,
-                   problem_type: str) -> tuple[np.ndarray | None, str]:
-    """Per example, what stands for the head in the paired tests: correctness (classification)
-    by a majority vote of its seed runs (ties go to the seed-averaged probabilities), or its
-    seed runs' mean prediction (regression); else its best trial's model."""
-    if not o.seed_runs:
-        best = o.dev_best
-        if best is None:
-            return None, "the best trial's model"
-        return (best.preds if problem_type == "regression" else best.correct,
-                "the best trial's model")
-    runs = [r.predictions for r in o.seed_runs]
-    basis = f"{'mean' if problem_type == 'regression' else 'majority vote'} over {len(runs)} " \
-            "seed runs"
-    if problem_type == "regression":
-        return np.mean([r.preds for r in runs], axis=0), basis
-    mean = np.mean([r.probs for r in runs], axis=0)
-    soft = ((mean >= 0.5) == (labels > 0)).all(1) if problem_type == "multi_label" \
-        else mean.argmax(axis=1) == labels
-    return stats.majority_correct([r.correct for r in runs], tie_break=soft), basis
+def evidence_of(o: HeadOutcome) -> HeadEvidence | None:
+    """What stands for a head in the verdict: its seed runs on dev, else its best trial's
+    model (one run, seed noise borrowed from the other heads); None without either."""
+    if o.seed_runs:
+        return head_evidence([r.predictions for r in o.seed_runs], [r.value for r in o.seed_runs])
+    if o.dev_best is not None and o.dev_value_best is not None:
+        return head_evidence([o.dev_best], [o.dev_value_best], seeded=False)
+    return None
 
 
-def comparisons(outcomes: list[HeadOutcome], labels: np.ndarray, judge: Criterion,
-                alpha: float = ALPHA) -> list[Comparison]:
-    """Every pair of heads on the same dev examples. Classification: exact McNemar and a
-    paired bootstrap on per-example correctness; regression: Wilcoxon on squared errors and a
-    bootstrap of the correlation difference; and a paired t-test over seeds (the metric) where
-    both heads have two or more."""
-    out: list[Comparison] = []
-    for a, b in itertools.combinations(outcomes, 2):
-        (ca, basis_a), (cb, basis_b) = (representative(h, labels, judge.problem_type)
-                                        for h in (a, b))
-        if ca is None or cb is None:
-            continue
-        pair = {"a": a.head, "b": b.head, "alpha": alpha,
-                "basis": basis_a if basis_a == basis_b else f"{a.head}: {basis_a}; "
-                                                               f"{b.head}: {basis_b}"}
-        tests = (_regression_tests(ca, cb, labels) if judge.problem_type == "regression"
-                 else _classification_tests(ca, cb, pair))
-        out += [Comparison(**{**pair, **test, "significant": test["p_value"] < alpha})
-                for test in tests]
-        t = stats.paired_t([r.value for r in a.seed_runs], [r.value for r in b.seed_runs])
-        if t is not None:
-            out.append(Comparison(
-                a.head, b.head, alpha, f"{judge.label} of seed k of {a.head} vs seed k of "
-                f"{b.head}", test="paired_t_seeds", statistic=t["statistic"],
-                p_value=t["p_value"], difference=t["difference"],
-                significant=t["p_value"] < alpha))
-    return out
+def study_verdict(outcomes: list[HeadOutcome], train_labels: np.ndarray,
+                  dev_labels: np.ndarray, judge: Criterion, label_names: list[str],
+                  alpha: float = ALPHA) -> tuple[Verdict | None, BaselineEvidence]:
+    """The baseline (fitted on train's labels, scored on dev) and the verdict over the heads
+    that have a model on dev (verdict.compare_heads); no verdict when none has."""
+    k = max(len(label_names), 1)
+    base = baseline(train_labels, dev_labels, judge.problem_type, judge.metric, k, label_names)
+    found = {o.head: e for o in outcomes if (e := evidence_of(o)) is not None}
+    if not found:
+        return None, base
+    return compare_heads(found, base, judge.problem_type, judge.metric, dev_labels, alpha,
+                         num_labels=k), base
 
 
-def _classification_tests(ca: np.ndarray, cb: np.ndarray, pair: dict) -> list[dict]:
-    right_wrong, wrong_right = stats.discordant(ca, cb)
-    pair.update(a_correct_b_wrong=right_wrong, b_correct_a_wrong=wrong_right)
-    boot = stats.paired_bootstrap(ca, cb, seed=0)
-    return [{"test": "mcnemar", "statistic": min(right_wrong, wrong_right),
-             "p_value": stats.mcnemar_exact(right_wrong, wrong_right)},
-            {"test": "paired_bootstrap", "statistic": boot["difference"],
-             "p_value": boot["p_value"], "difference": boot["difference"], "ci95": boot["ci95"],
-             "n_resamples": boot["n_resamples"]}]
+def no_model_text(base: BaselineEvidence) -> str:
+    return (f"No head has a model on dev (no trial completed): nothing to compare with the "
+            f"baseline, {base.name}.")
 
 
-def _regression_tests(pa: np.ndarray, pb: np.ndarray, targets: np.ndarray) -> list[dict]:
-    errors = stats.paired_squared_errors(pa, pb, targets)
-    boot = stats.bootstrap_correlation(pa, pb, targets, seed=0)
-    return [{"test": "wilcoxon_squared_errors", **errors},
-            {"test": "bootstrap_pearson_difference", "statistic": boot["difference"],
-             "p_value": boot["p_value"], "difference": boot["difference"], "ci95": boot["ci95"],
-             "n_resamples": boot["n_resamples"]}]
+def race_result(tc: TuneConfig, outcomes: list[HeadOutcome], heads: dict[str, HeadResult],
+                n_selection: int, metric: str, budget: dict[str, Any]) -> RaceResult | None:
+    """--race: per head whether it was stopped, after how many trials and the trials saved
+    (written into `heads`); the rule and the totals. None without --race."""
+    if not tc.race:
+        return None
+    for o in outcomes:
+        stop = o.race_stop or {}
+        heads[o.head].race_stopped = bool(stop)
+        heads[o.head].race_stopped_after = stop.get("after_trials")
+        heads[o.head].trials_saved_by_race = max(0, o.n_requested - o.n_finished) if stop else 0
+    needed = max((startup_trials(int(n)) for n in budget["n_trials"].values()), default=2)
+    return RaceResult(rule_text(tc, n_selection, metric, needed),
+                      [o.head for o in outcomes if o.race_stop],
+                      sum(h.trials_saved_by_race or 0 for h in heads.values()))
 
 
 def selection_text(tc: TuneConfig, n_fit: int, n_holdout: int, n_eval: int) -> str:
@@ -164,7 +144,13 @@ def selection_text(tc: TuneConfig, n_fit: int, n_holdout: int, n_eval: int) -> s
 def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.ndarray,
                   sizes: dict[str, int], wall_time_s: float,
                   budget: dict[str, Any], judge: Criterion,
-                  label_names: list[str]) -> StudyResult:
+                  label_names: list[str], train_labels: np.ndarray) -> StudyResult:
+    heads = {o.head: head_result(o) for o in outcomes}
+    verdict, base = study_verdict(outcomes, train_labels, dev_labels, judge, label_names)
+    for name, found in (verdict.heads if verdict else {}).items():
+        heads[name].beats_baseline = found["beats_baseline"]
+        heads[name].baseline_p_adjusted = found["baseline_p_adjusted"]
+    n_selection = sizes["holdout"] if tc.select_on == "holdout" else sizes["eval"]
     return StudyResult(
         task=tc.run.data.task,
         model=tc.run.model.model_name_or_path,
@@ -180,7 +166,11 @@ def build_summary(tc: TuneConfig, outcomes: list[HeadOutcome], dev_labels: np.nd
         storage=redact(tc.storage) if tc.storage else None,
         preset=tc.preset,
         budget=Budget.from_json(budget),
-        heads={o.head: head_result(o) for o in outcomes},
-        comparisons=comparisons(outcomes, dev_labels, judge),
+        heads=heads,
+        comparisons=[Comparison.from_json(row) for row in verdict.comparisons] if verdict else [],
         wall_time_s=round(wall_time_s, 1),
+        verdict=verdict.text if verdict else no_model_text(base),
+        baseline=Baseline(base.name, base.value),
+        primary_test=verdict.primary_test if verdict else PRIMARY,
+        race=race_result(tc, outcomes, heads, n_selection, judge.metric, budget),
     )

@@ -79,7 +79,8 @@ def hyperparameter_table(result: StudyResult, order: list[str] | None = None) ->
 
 
 def metric_table(result: StudyResult, order: list[str] | None = None) -> Table:
-    """The study's metric per head: best trial, best model on dev, seed statistics."""
+    """The study's metric per head: best trial, best model on dev, seed statistics, whether
+    it beats the baseline; the baseline as the last row."""
     value, name = metric_format(result), metric_label(result)
     names = result.ordered_heads(order)
     baseline = any(result.heads[h].beats_baseline is not None for h in names)
@@ -96,6 +97,10 @@ def metric_table(result: StudyResult, order: list[str] | None = None) -> Table:
                      value(head.std), _interval(head.ci95, value),
                      *([num(head.beats_baseline)] if baseline else []),
                      *([num(head.baseline_p_adjusted)] if adjusted else [])])
+    if result.baseline is not None:  # the bar every head is held to, on the same dev examples
+        at = value(result.baseline.value)
+        rows.append([f"baseline: {result.baseline.name}", "–", at, "–", at, "–", "–",
+                     *(["–"] if baseline else []), *(["–"] if adjusted else [])])
     where = {"holdout": "held-out slice of train", "dev": "validation set"}.get(
         result.selection or "", "selection set")
     note = (f"{'Values in %. ' if in_percent(result) else ''}Best trial: its {name} on the "
@@ -103,7 +108,11 @@ def metric_table(result: StudyResult, order: list[str] | None = None) -> Table:
             "validation set; seed mean, sample std and the 95% t-interval of the mean: the "
             "re-trainings of the best settings, on the validation set.")
     if result.baseline is not None:
-        note += f" Baseline: {result.baseline.name}, {value(result.baseline.value)}."
+        note += (f" Baseline: {result.baseline.name}, fitted on train's labels and scored on "
+                 "the validation set")
+        note += ("; beats baseline: the head's seed mean is above it by the primary test, "
+                 "one-sided, Holm-adjusted across heads (a head marked \"no\" did not show "
+                 "that it learnt anything)." if baseline else ".")
     return Table("metric", f"{name} per head{_unit(result)}", headers, rows, note)
 
 
@@ -117,22 +126,32 @@ def seed_table(result: StudyResult, order: list[str] | None = None) -> Table:
 
 
 def paired_test_table(result: StudyResult, head: str | None = None) -> Table:
-    """The paired tests between heads (only those involving `head`, when given)."""
+    """The paired tests between heads (only those involving `head`, when given): the primary
+    test first, its minimum detectable effect beside the observed difference."""
     value = metric_format(result)
     tests = [c for c in result.comparisons if head is None or head in (c.a, c.b)]
-    extra = [(title, cells) for title, cells, shown in (
-        ("p (Holm)", lambda c: num(c.p_adjusted), any(c.p_adjusted is not None for c in tests)),
+    adjusted = any(c.p_adjusted is not None for c in tests)
+    columns = [
+        ("A", lambda c: c.a, True), ("B", lambda c: c.b, True),
+        ("test", lambda c: c.test, True),
         ("primary", lambda c: num(c.primary), any(c.primary for c in tests)),
+        ("statistic", lambda c: num(c.statistic), True),
+        ("p-value", lambda c: num(c.p_value), True),
+        ("p (Holm)", lambda c: num(c.p_adjusted), adjusted),
+        ("significant (Holm p < alpha)" if adjusted else "significant (p < alpha)",
+         lambda c: num(c.significant), True),
+        ("difference (A − B)", lambda c: value(c.difference), True),
+        ("95% interval", lambda c: _interval(c.ci95, value), any(c.ci95 for c in tests)),
         ("min. detectable effect", lambda c: value(c.min_detectable_effect),
-         any(c.min_detectable_effect is not None for c in tests))) if shown]
-    headers = ["A", "B", "test", "statistic", "p-value", "difference (A − B)",
-               "A right, B wrong", "B right, A wrong", "significant (p < alpha)", "alpha",
-               "basis", *(title for title, _ in extra)]
-    rows = [[c.a, c.b, c.test, num(c.statistic), num(c.p_value), value(c.difference),
-             num(c.a_correct_b_wrong), num(c.b_correct_a_wrong), num(c.significant),
-             num(c.alpha), c.basis or "–", *(cells(c) for _, cells in extra)] for c in tests]
+         any(c.min_detectable_effect is not None for c in tests)),
+        ("A right, B wrong", lambda c: num(c.a_correct_b_wrong), True),
+        ("B right, A wrong", lambda c: num(c.b_correct_a_wrong), True),
+        ("alpha", lambda c: num(c.alpha), True), ("basis", lambda c: c.basis or "–", True)]
+    shown = [(title, cell) for title, cell, keep in columns if keep]
+    rows = [[cell(c) for _, cell in shown] for c in tests]
     title = "paired tests between heads" if head is None else f"paired tests involving {head}"
-    return Table("tests", title, headers, rows, _test_note(result, tests, head))
+    return Table("tests", title, [title for title, _ in shown], rows,
+                 _test_note(result, tests, head))
 
 
 def _test_note(result: StudyResult, tests: list[Comparison], head: str | None) -> str:
@@ -142,20 +161,44 @@ def _test_note(result: StudyResult, tests: list[Comparison], head: str | None) -
         return (f"No paired test involves {head}." if head else
                 "No pair of heads to compare (a head without a best model is not tested).")
     unit = " in percentage points" if in_percent(result) else ""
+    primary = (f"of the seed-mean {metric_label(result)} for the primary test, "
+               if any(c.primary for c in tests) else "")
     if result.problem_type == "regression":
-        return (f"Difference (A − B){unit}: of the mean squared error for Wilcoxon's test, of "
-                f"the Pearson correlation for the bootstrap, of the {metric_label(result)} for "
-                "the t-test over seeds.")
-    return (f"Difference (A − B){unit}: of accuracy (per-example correctness) for the "
-            f"bootstrap, of the {metric_label(result)} for the t-test over seeds.")
+        note = (f"Difference (A − B){unit}: {primary}of the mean squared error for Wilcoxon's "
+                "test, of the Pearson correlation for the bootstrap, of the "
+                f"{metric_label(result)} for the t-test over seeds.")
+    else:
+        note = (f"Difference (A − B){unit}: {primary}of accuracy (per-example correctness) "
+                f"for the bootstrap, of the {metric_label(result)} for the t-test over seeds.")
+    if any(c.min_detectable_effect is not None for c in tests):
+        note += (" Min. detectable effect: the true difference the primary test detects with "
+                 "80% power at Holm's strictest level (alpha / pairs); this study cannot tell "
+                 "differences below it, and a pair that is not significant may still differ "
+                 "by less.")
+    if any(c.p_adjusted is not None for c in tests):
+        note += (" Significant reads the Holm-adjusted p: across all pairs for the primary "
+                 "test, within each secondary test across pairs.")
+    return note
 
 
 def trial_table(result: StudyResult, order: list[str] | None = None) -> Table:
+    """Trials per head; with --race, whether the race stopped the head and what it saved."""
+    raced = result.race is not None
     rows = [[h, num(head.n_requested), num(head.n_complete), num(head.n_pruned),
-             num(head.n_failed), num(head.epochs_saved_by_pruning)]
+             num(head.n_failed), num(head.epochs_saved_by_pruning),
+             *([_stopped(head), num(head.trials_saved_by_race)] if raced else [])]
             for h, head in _heads(result, order)]
-    return Table("trials", "trials", ["head", "requested", "complete", "pruned", "failed",
-                                      "epochs saved by pruning"], rows)
+    headers = ["head", "requested", "complete", "pruned", "failed", "epochs saved by pruning",
+               *(["stopped by the race", "trials saved by the race"] if raced else [])]
+    note = ("Trials saved by the race: the requested trials a head it stopped did not run (the "
+            "rule is in the protocol)." if raced else "")
+    return Table("trials", "trials", headers, rows, note)
+
+
+def _stopped(head: HeadResult) -> str:
+    if not head.race_stopped:
+        return "no"
+    return f"after {head.race_stopped_after} trials" if head.race_stopped_after else "yes"
 
 
 def per_class_table(result: StudyResult, order: list[str] | None = None) -> Table | None:

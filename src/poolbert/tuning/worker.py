@@ -9,6 +9,8 @@ MaxTrialsCallback checks only after a trial ends, which lets concurrent workers 
 Workers on other machines (a shared PostgreSQL study) have no common lock: there the count and
 the start of a trial are milliseconds apart, and a race can add at most one trial per machine.
 A worker that trains K trials at once runs pack_worker's loop instead (processes.run_worker).
+With --race the heads take turns, one trial each per round, and a head the race stopped
+(racing.py) gets no more.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .liveness import Heartbeats, fail_dead_workers, fail_stale_trials
 from .locks import FileLock
 from .objective import Objective
 from .outage import StorageLost
+from .racing import Race
 from .settings import TuneConfig
 from .space import SearchSpace
 from .trials import FitFn, TrialFailed, print_trial
@@ -56,17 +59,29 @@ def expired(deadline: float | None) -> bool:
 
 
 def run_unpacked(job: WorkerJob, storage: Any, tuning: Resources, fit_fn: FitFn) -> None:
-    """Every head's study to its budget (or the deadline), one trial at a time."""
+    """Every head's study to its budget (or the deadline), one trial at a time: head after
+    head, or (--race) in rounds of one trial per head, so the race sees every head."""
+    if job.tune.race:
+        racing = Race(job.tune, job.space, storage, tuning)
+        heads = [open_head(job.tune, job.space, storage, head, tuning, job.index, job.quiet)
+                 for head in job.tune.heads]
+        while heads:
+            heads = [h for h in heads
+                     if run_head(job, storage, h.name, tuning, fit_fn, h, racing, once=True)]
+        return
     for head in job.tune.heads:
         if expired(job.deadline):
             break
         run_head(job, storage, head, tuning, fit_fn)
 
 
-def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
-             fit_fn: FitFn) -> None:
+def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources, fit_fn: FitFn,
+             opened: HeadStudy | None = None, racing: Race | None = None,
+             once: bool = False) -> bool:
+    """The head's trials until its budget is met; `once`: at most one. Returns whether the
+    head may have more to run (False: budget met, given up, stopped by the race, deadline)."""
     tc = job.tune
-    opened = open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
+    opened = opened or open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
     objective = Objective(opened.setup, fit_fn)
     lock = FileLock(tc.dir.budget_lock)
     with Heartbeats(storage, tc.heartbeat_interval) as beats:
@@ -75,10 +90,14 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources,
             fail_dead_workers(opened.study, tc.max_retry)
             fail_stale_trials(opened.study)
             with lock:  # released once the new trial is RUNNING: other workers count it
-                if not opened.budget_left() or opened.gave_up:
-                    return
+                if (not opened.budget_left() or opened.gave_up
+                        or (racing and racing.stopped(head))):
+                    return False
                 trial = opened.ask()
             run_trial(opened, objective, trial, beats)
+            if once:
+                return True
+    return False
 
 
 def run_trial(head: HeadStudy, objective: Objective, trial: optuna.Trial,

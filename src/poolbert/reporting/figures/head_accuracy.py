@@ -1,4 +1,5 @@
-"""Accuracy per head: each seed re-training, their mean with its 95% interval, the best model."""
+"""Accuracy per head: each seed re-training, their mean with its 95% interval, the best model,
+and the baseline as a horizontal line (heads that do not beat it marked under their names)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class HeadAccuracy:
     mean: float | None
     interval: tuple[float, float] | None  # 95% interval of the mean (the mean when not given)
     best: float | None  # the best trial's model
+    beats_baseline: bool | None = None  # None: not tested (no baseline in the summary)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class HeadAccuracyInfo:
     title: str
     ylabel: str
     heads: list[HeadAccuracy]
+    baseline: tuple[str, float] | None = None  # its name and value on dev
 
 
 def get_head_accuracy_info(study: StudyData) -> HeadAccuracyInfo:
@@ -38,7 +41,9 @@ def get_head_accuracy_info(study: StudyData) -> HeadAccuracyInfo:
     return HeadAccuracyInfo(
         title="Accuracy per head" + (f" (validation set, n = {n_eval})" if n_eval else ""),
         ylabel=axis_label(metric_label(result.metric)),
-        heads=[_head(name, result.heads[name]) for name in names])
+        heads=[_head(name, result.heads[name]) for name in names],
+        baseline=(result.baseline.name, result.baseline.value)
+        if result.baseline is not None and result.baseline.value is not None else None)
 
 
 def _head(name: str, h: HeadResult) -> HeadAccuracy:
@@ -47,7 +52,13 @@ def _head(name: str, h: HeadResult) -> HeadAccuracy:
     return HeadAccuracy(
         name=name, seeds=[a for a in h.seed_values if a is not None], mean=mean,
         interval=interval, best=h.dev_value_best if h.dev_value_best is not None
-        else h.best_value)
+        else h.best_value, beats_baseline=h.beats_baseline)
+
+
+def tick_label(head: HeadAccuracy) -> str:
+    """The head's name, and under it whether it failed to beat the baseline."""
+    return f"{head.name}\n(does not beat\nthe baseline)" if head.beats_baseline is False \
+        else head.name
 
 
 def plot_head_accuracy(info: HeadAccuracyInfo, path: Path) -> Path:
@@ -66,7 +77,10 @@ def plot_head_accuracy(info: HeadAccuracyInfo, path: Path) -> Path:
         if head.best is not None:
             ax.plot(x + 0.25, head.best, "D", mfc="none", color="tab:red", ms=8,
                     label=once(drawn, "best trial's model"))
-    ax.set_xticks(range(len(info.heads)), [head.name for head in info.heads])
+    if info.baseline is not None:
+        name, value = info.baseline
+        ax.axhline(value, color="tab:blue", ls="--", lw=1.2, label=f"baseline: {name}")
+    ax.set_xticks(range(len(info.heads)), [tick_label(head) for head in info.heads])
     ax.set_xlim(-0.6, len(info.heads) - 0.4)
     ax.set_xlabel("pooling head")
     ax.set_ylabel(info.ylabel)
