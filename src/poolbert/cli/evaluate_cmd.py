@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..config import PRECISIONS
 from .common import add_data_flags, quiet_libraries
 
 
@@ -23,6 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int,
                         help="evaluation batch size (default: 128 on CUDA, 32 on CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (default: bf16 autocast on a GPU with bf16 and on a CPU that "
+                        "computes bf16 natively, fp16 on other GPUs, else fp32), fp32, bf16, fp16")
     parser.add_argument("--output", help="write the metrics JSON here as well")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     add_data_flags(parser)
@@ -42,7 +46,7 @@ def locate(model_dir: str) -> tuple[Path, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from ..config import RunConfig, apply_overrides
     from ..data import TokenCache, load_data
-    from ..device import resolve_device, resolve_precision
+    from ..device import check_precision, precision_reason, resolve_device, resolve_precision
     from ..exporting import load_classifier
     from ..files import read_json
     from ..scoring import ScoreOptions, score_split
@@ -57,9 +61,12 @@ def run(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     enc = TokenCache(tokenizer).get(split, config.train.max_length)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    check_precision(precision, device)
     scores = score_split(model.to(device), enc, ScoreOptions(
-        device, resolve_precision("auto", device), tokenizer.pad_token_id or 0, args.batch_size))
-    text = json.dumps(scores.metrics, indent=2)
+        device, precision, tokenizer.pad_token_id or 0, args.batch_size))
+    text = json.dumps({**scores.metrics, "precision": precision,
+                       "precision_reason": precision_reason(args.precision, device)}, indent=2)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

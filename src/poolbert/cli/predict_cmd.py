@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PRECISIONS
 from ..errors import PoolbertError
 from ..text import comma_list
 from .common import quiet_libraries
@@ -42,6 +43,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                         help="what runs the model: torch (default), or onnxruntime with the ONNX "
                         "graph of a folder exported with --onnx")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="backend torch: auto (default: bf16 autocast on a GPU with bf16 and "
+                        "on a CPU that computes bf16 natively, fp16 on other GPUs, else fp32), "
+                        "fp32, bf16, fp16")
     parser.add_argument("--onnx-file", help="with --backend onnxruntime: the graph in the folder "
                         "(default: model.onnx; model.int8.onnx for the int8 one)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries(args.quiet)
     columns = comma_list(args.text_columns) or None  # "" means none given, as no flag
     options = PredictOptions(columns, args.batch_size, args.max_length, args.device, args.head,
-                             args.overwrite, args.quiet, args.backend, args.onnx_file)
+                             args.overwrite, args.quiet, args.backend, args.onnx_file,
+                             args.precision)
     if args.input and args.task:
         raise PoolbertError("give either --input or --task, not both")
     if args.input:
