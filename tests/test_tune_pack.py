@@ -35,7 +35,7 @@ def trials(tc: TuneConfig, head: str) -> list:
 
 
 def rows(tc: TuneConfig) -> list[dict]:
-    with (tc.out / "trials.csv").open(newline="") as handle:
+    with (tc.study_dir.path / "trials.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -76,7 +76,7 @@ def test_a_packed_study_keeps_the_pack_full_and_writes_unpacked_records(tiny, tm
             assert t.user_attrs["epochs_run"] == t.params["num_train_epochs"]
             assert t.user_attrs["planned_epochs"] == t.params["num_train_epochs"]
             assert len(t.intermediate_values) == t.params["num_train_epochs"]
-        best = tc.dir.head(head)
+        best = tc.study_dir.head(head)
         assert best.best.has_model()
         assert best.read_best()["trial_number"] == max(found, key=lambda t: (t.value, -t.number)).number
         assert [r.path.name for r in best.seed_runs()] == ["seed-1", "seed-2"]

@@ -194,7 +194,7 @@ def test_race_stops_a_hopeless_head_and_reports_the_trials_saved(tiny, tmp_path)
     # the heads took turns: mean's first trial started before cls's second
     first_mean = head_trials(tc, "mean")[0].datetime_start
     assert first_mean < head_trials(tc, "cls")[1].datetime_start
-    text = tc.dir.summary_md.read_text(encoding="utf-8")
+    text = tc.study_dir.summary_md.read_text(encoding="utf-8")
     assert "| mean | 6 | 2 | 0 | 0 | 0 | after 2 trials | 4 |" in text
     assert "Race (--race): the heads took turns" in text and "trials saved in all: 4" in text
 

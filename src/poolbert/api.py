@@ -109,8 +109,8 @@ def tune(config: ConfigLike = None, *, output_dir: str | os.PathLike, preset: st
                      command=command)
     with sigterm_as_interrupt():  # SIGTERM stops as Ctrl-C does: finished work is on disk
         run_study(tc)
-        _draw_study_report(tc.out, tc.storage)
-    return Study(tc.out)
+        _draw_study_report(tc.study_dir.path, tc.storage)
+    return Study(tc.study_dir.path)
 
 
 def _draw_study_report(folder: Path, storage: str | None) -> None:
@@ -126,7 +126,8 @@ def _draw_study_report(folder: Path, storage: str | None) -> None:
 
 def evaluate(model_dir: str | os.PathLike, *, split: str = "validation",
              max_length: int | None = None, batch_size: int | None = None,
-             device: str = "auto", **data_settings: Any) -> dict[str, Any]:
+             device: str = "auto", precision: str = "auto",
+             **data_settings: Any) -> dict[str, Any]:
     """Score a saved model on a split of the data it was trained on, or of other data.
 
     Args:
@@ -136,11 +137,14 @@ def evaluate(model_dir: str | os.PathLike, *, split: str = "validation",
         max_length: tokens per example (default: the run's).
         batch_size: evaluation batch size (default: 128 on CUDA, 32 on CPU).
         device: "auto", "cpu", "cuda", ...
+        precision: "auto" (bf16 autocast on a GPU with bf16 and on a CPU that computes bf16
+            natively, fp16 on other GPUs, else fp32), "fp32", "bf16" or "fp16".
         **data_settings: data settings (task, data_dir, validation_file, text_columns, ...)
             that replace the run's own.
 
     Returns:
-        The metrics, as metrics.json names them (eval_accuracy, eval_f1, eval_loss, ...).
+        The metrics, as metrics.json names them (eval_accuracy, eval_f1, eval_loss, ...), with
+        the precision they were computed in and why (precision, precision_reason).
 
     Example:
         >>> poolbert.evaluate("runs/mm")["eval_accuracy"]
@@ -149,7 +153,8 @@ def evaluate(model_dir: str | os.PathLike, *, split: str = "validation",
 
     if split not in ("validation", "train"):
         raise PoolbertError(f"split must be validation or train, got {split!r}")
-    return score_saved_model(model_dir, split, max_length, batch_size, device, data_settings)
+    return score_saved_model(model_dir, split, max_length, batch_size, device, precision,
+                             data_settings)
 
 
 def report(directory: str | os.PathLike, *, storage: str | None = None) -> Path:
@@ -234,8 +239,8 @@ def predict(model: str | os.PathLike, *, input: str | os.PathLike | None = None,
             glue_submission: str | os.PathLike | None = None,
             text_columns: list[str] | None = None, batch_size: int = 64,
             max_length: int | None = None, device: str = "auto", head: str = "best",
-            backend: str = "torch", onnx_file: str | None = None, overwrite: bool = False,
-            quiet: bool = False) -> int:
+            backend: str = "torch", onnx_file: str | None = None, precision: str = "auto",
+            overwrite: bool = False, quiet: bool = False) -> int:
     """Predict a file's rows, or a split of a GLUE task, into a predictions file.
 
     Args:
@@ -254,6 +259,8 @@ def predict(model: str | os.PathLike, *, input: str | os.PathLike | None = None,
         head: for a study, which head.
         backend: "torch", or "onnxruntime" for a folder exported with onnx.
         onnx_file: with onnxruntime, the graph in the folder (default model.onnx).
+        precision: with torch, "auto" (bf16 autocast on a GPU with bf16 and on a CPU that
+            computes bf16 natively, fp16 on other GPUs, else fp32), "fp32", "bf16" or "fp16".
         overwrite: replace existing output files.
         quiet: no progress bar.
 
@@ -266,7 +273,7 @@ def predict(model: str | os.PathLike, *, input: str | os.PathLike | None = None,
     from .prediction import PredictOptions, predict_file, predict_split
 
     options = PredictOptions(text_columns or None, batch_size, max_length, device, head,
-                             overwrite, quiet, backend, onnx_file)
+                             overwrite, quiet, backend, onnx_file, precision)
     if input is not None and task is not None:
         raise PoolbertError("give either --input or --task, not both")
     if input is not None:
@@ -282,7 +289,7 @@ def predict(model: str | os.PathLike, *, input: str | os.PathLike | None = None,
 
 def load(path: str | os.PathLike, *, head: str = "best", device: str = "auto",
          batch_size: int = 64, max_length: int | None = None,
-         backend: str = "torch") -> Classifier:
+         backend: str = "torch", precision: str = "auto") -> Classifier:
     """A trained model to predict with, from a run directory, a study directory (its best
     head, or `head`), a model folder or an exported folder.
 
@@ -293,6 +300,7 @@ def load(path: str | os.PathLike, *, head: str = "best", device: str = "auto",
         batch_size: rows per batch when predicting.
         max_length: tokens per example (default: the training run's, else 128).
         backend: "torch", or "onnxruntime" for a folder exported with onnx.
+        precision: with torch, as `predict`'s.
 
     Returns:
         A `Classifier`: `predict(texts)`, `predict_proba(texts)`, `labels`.
@@ -302,4 +310,5 @@ def load(path: str | os.PathLike, *, head: str = "best", device: str = "auto",
         >>> clf.predict([("A man sleeps.", "A man is sleeping.")])
     """
     return Classifier.load(path, head=head, device=device, batch_size=batch_size,
-                           max_length=max_length, backend=backend)
+                           max_length=max_length, backend=backend,
+                           precision=precision)

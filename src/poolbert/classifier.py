@@ -37,10 +37,10 @@ class Classifier:
     @classmethod
     def load(cls, path: str | os.PathLike, head: str = "best", device: str = "auto",
              batch_size: int = 64, max_length: int | None = None,
-             backend: str = "torch") -> Classifier:
+             backend: str = "torch", precision: str = "auto") -> Classifier:
         """See `poolbert.load`."""
         options = PredictOptions(batch_size=batch_size, max_length=max_length, device=device,
-                                 head=head, backend=backend)
+                                 head=head, backend=backend, precision=precision)
         return cls(Predictor.load(resolve_source(path, head), options))
 
     @property

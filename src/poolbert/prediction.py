@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
-from .config import DataConfig
+from .config import PRECISIONS, DataConfig
 from .data import (
     GLUE_TASKS,
     Encoded,
@@ -33,10 +33,7 @@ from .data import (
     task_spec,
     texts_of,
 )
-from .device import (
-    resolve_device,
-    resolve_precision,
-)
+from .device import check_precision, resolve_device, resolve_precision
 from .errors import PoolbertError
 from .exporting.onnx import ONNX_FILE, OnnxClassifier, graph_logits, load_graph
 from .exporting.sources import (
@@ -75,16 +72,18 @@ class Backend(Protocol):
 
 @dataclass
 class TorchBackend:
-    """The PyTorch model on a device, scored as evaluation scores it (evaluate.predict_logits)."""
+    """The PyTorch model on a device, scored as evaluation scores it (scoring.predict_logits),
+    in a resolved precision (fp32, or bf16 autocast over the float32 weights)."""
 
     model: PreTrainedModel
     device: torch.device
     batch_size: int
     pad_id: int
+    precision: str = "fp32"
 
     def logits(self, enc: Encoded) -> np.ndarray:
-        how = ScoreOptions(self.device, resolve_precision("auto", self.device), self.pad_id,
-                      self.batch_size, problem_type=problem_of(self.model.config))
+        how = ScoreOptions(self.device, self.precision, self.pad_id, self.batch_size,
+                           problem_type=problem_of(self.model.config))
         return predict_logits(self.model, enc, how)[0]
 
 
@@ -126,6 +125,12 @@ class Predictor:
             raise PoolbertError(f"--backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
         if o.onnx_file and o.backend != "onnxruntime":
             raise PoolbertError("--onnx-file needs --backend onnxruntime")
+        if o.precision not in PRECISIONS:
+            raise PoolbertError(f"--precision must be one of {', '.join(PRECISIONS)}, "
+                                f"got {o.precision!r}")
+        if o.precision != "auto" and o.backend == "onnxruntime":
+            raise PoolbertError("--precision is for --backend torch (an ONNX graph computes in "
+                                "the precision it was exported in)")
         dev = resolve_device(o.device)
         backend: Backend
         if o.backend == "onnxruntime":
@@ -133,9 +138,12 @@ class Predictor:
             backend = OnnxBackend(graph, o.batch_size, tokenizer.pad_token_id or 0,
                                   config.num_labels)
         else:
+            precision = resolve_precision(o.precision, dev)
+            check_precision(precision, dev)
             model, tokenizer = load_classifier(source.model_dir)
             config = model.config
-            backend = TorchBackend(model.to(dev), dev, o.batch_size, tokenizer.pad_token_id or 0)
+            backend = TorchBackend(model.to(dev), dev, o.batch_size, tokenizer.pad_token_id or 0,
+                                   precision)
         return cls(backend, tokenizer, label_names(config), length, problem_of(config),
                    *calibration_of(config))
 
@@ -179,6 +187,7 @@ class PredictOptions:
     quiet: bool = False
     backend: str = "torch"  # or "onnxruntime": an export's ONNX graph
     onnx_file: str | None = None  # the graph in the folder (None: model.onnx)
+    precision: str = "auto"  # torch backend: as a run's --precision (device.resolve_precision)
 
 
 def predict_file(

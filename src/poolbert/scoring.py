@@ -55,15 +55,16 @@ def predict_logits(model: PreTrainedModel, enc: Encoded,
     model.eval()
     device = how.device
     order, logits_out, losses = [], [], []
-    with attention_kernels(how.attention, device):
+    # one autocast region for the whole split: it keeps its bf16/fp16 copies of the weights
+    # from the first batch on, where one region per batch cast every weight again per batch
+    with attention_kernels(how.attention, device), autocast(device, how.precision):
         for indices in eval_batches(enc, eval_batch_size(how.batch_size, device)):
             interrupts.check()  # batches sorted by length: little padding
             host = collate(enc, indices, how.pad_id, pad_multiple(device),
                            cap=int(enc.lengths.max()))
             batch = to_device(host, device)
             labels = batch.pop("labels")
-            with autocast(device, how.precision):
-                logits = model(**batch).logits.float()  # (B, C)
+            logits = model(**batch).logits.float()  # (B, C)
             losses.append(task_loss(logits, labels, how.problem_type, reduction="sum"))
             logits_out.append(logits)
             order.append(indices)

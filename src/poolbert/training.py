@@ -27,7 +27,9 @@ from .device import (
     attention_kernels,
     autocast,
     check_precision,
+    fused_optimizer,
     pad_multiple,
+    precision_reason,
     resolve_device,
     resolve_precision,
 )
@@ -61,10 +63,14 @@ class TrainResult:
     def save(self, folder: Path, record: dict, resources: Resources,
              save_model: bool = True) -> None:
         """Write the run directory (poolbert.layout.write_run) into `folder`; its config.json
-        says what the `cls` head started from (model.CLS_POOLER)."""
+        says what the `cls` head started from (model.CLS_POOLER) and the precision the run
+        computed in and why (the setting may say auto)."""
         start = getattr(self.model.config, "cls_pooler", None)
         if start:
             record = {**record, "cls_pooler": CLS_POOLER[start]}
+        used = {"precision_resolved": self.metrics.get("precision"),
+                "precision_reason": self.metrics.get("precision_reason")}
+        record = {**record, **{k: v for k, v in used.items() if v is not None}}
         write_run(folder, record, self.metrics, self.history, self.predictions(resources.data),
                   self.model if save_model else None, resources.tokenizer)
 
@@ -135,7 +141,8 @@ def fit(
     assert selector.scores is not None  # validate() asks for one epoch or more
     kept = calibrate(model, selector.scores, val_enc.labels, how, plan)
     metrics = run_metrics(kept, judge, selector.epoch, epoch, scores, steps.train_time,
-                          steps.seen, resources, str(device), precision)
+                          steps.seen, resources, str(device), precision,
+                          precision_reason(t.precision, device))
     metrics.update(score_extra(model, resources, config, how))
     return TrainResult(metrics, steps.history, model.cpu(), kept, epoch)
 
@@ -157,7 +164,7 @@ class Steps:
         self.pad, self.cap = pad_multiple(device, t.compile), int(enc.lengths.max())
         total_updates, warmup_updates = schedule_steps(t, len(enc.labels))
         self.optimizer = make_optimizer(model, t.learning_rate, t.weight_decay,
-                                        device.type == "cuda")
+                                        fused_optimizer(device))
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup_updates,
                                                          total_updates)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -223,8 +230,9 @@ def schedule_steps(t: TrainConfig, n_train: int) -> tuple[int, int]:
 
 def run_metrics(kept: Scores, judge: Criterion, best_epoch: int, epochs_run: int, last: Scores,
                 train_time: float, seen: int, resources: Resources, device: str,
-                precision: str) -> dict:
-    """metrics.json of a run: the kept epoch's validation metrics and training statistics."""
+                precision: str, why: str | None = None) -> dict:
+    """metrics.json of a run: the kept epoch's validation metrics and training statistics;
+    `why`: the precision's reason (device.precision_reason), kept as precision_reason."""
     return {
         **kept.metrics,
         "metric": judge.metric,
@@ -239,6 +247,7 @@ def run_metrics(kept: Scores, judge: Criterion, best_epoch: int, epochs_run: int
         "problem_type": judge.problem_type,
         "device": device,
         "precision": precision,
+        **({"precision_reason": why} if why else {}),
     }
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..config import PRECISIONS
 from .common import add_data_flags, quiet_libraries
 
 
@@ -25,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int,
                         help="evaluation batch size (default: 128 on CUDA, 32 on CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (default: bf16 autocast on a GPU with bf16 and on a CPU that "
+                        "computes bf16 natively, fp16 on other GPUs, else fp32), fp32, bf16, fp16")
     parser.add_argument("--output", help="write the metrics JSON here as well")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     add_data_flags(parser, defaults=False)  # each defaults to the saved run's own
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries(args.quiet)
     metrics = api.evaluate(args.model_dir, split=args.split, max_length=args.max_length,
                            batch_size=args.batch_size, device=args.device,
+                           precision=args.precision,
                            **flags.given(args, DataConfig))
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PRECISIONS
 from ..text import comma_list
 from .common import quiet_libraries
 
@@ -41,6 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                         help="what runs the model: torch (default), or onnxruntime with the ONNX "
                         "graph of a folder exported with --onnx")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="backend torch: auto (default: bf16 autocast on a GPU with bf16 and "
+                        "on a CPU that computes bf16 natively, fp16 on other GPUs, else fp32), "
+                        "fp32, bf16, fp16")
     parser.add_argument("--onnx-file", help="with --backend onnxruntime: the graph in the folder "
                         "(default: model.onnx; model.int8.onnx for the int8 one)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                        text_columns=comma_list(args.text_columns) or None,
                        batch_size=args.batch_size, max_length=args.max_length,
                        device=args.device, head=args.head, backend=args.backend,
-                       onnx_file=args.onnx_file, overwrite=args.overwrite, quiet=args.quiet)
+                       onnx_file=args.onnx_file, precision=args.precision,
+                       overwrite=args.overwrite, quiet=args.quiet)
     if args.input:
         print(f"wrote {rows} predictions to {args.output}")
     else:

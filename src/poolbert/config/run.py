@@ -105,7 +105,8 @@ class TrainConfig:
         True, "fit a temperature on the selection set so probabilities are calibrated "
         "(classification); its ECE before and after in metrics.json (the flag: T = 1)")
     precision: str = setting(
-        "auto", "auto: bf16 (or fp16) autocast on CUDA with float32 master weights, fp32 on CPU",
+        "auto", "auto: bf16 (or fp16) autocast on CUDA, bf16 on a CPU that computes it natively "
+        "(AVX512-BF16 or AMX), else fp32; float32 master weights",
         choices=PRECISIONS)
     device: str = setting("auto", "auto, cpu, cuda, cuda:1 ...")
     group_by_length: bool = setting(
@@ -143,7 +144,8 @@ class RunConfig:
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 # written into a run's config.json for the record; read back, they are not settings
-RECORD_ONLY_KEYS = ("versions", "command", "data_source", "text_columns_resolved")
+RECORD_ONLY_KEYS = ("versions", "command", "data_source", "text_columns_resolved",
+                    "precision_resolved", "precision_reason")
 ALIASES = {"model": "model_name_or_path"}  # the flag's name, accepted in settings files too
 
 

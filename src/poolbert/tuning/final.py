@@ -85,7 +85,7 @@ def head_predictions(path: Path, ids: np.ndarray) -> Predictions:
 def score_best_on_dev(tc: TuneConfig, outcome: HeadOutcome, resources: Resources) -> None:
     """The best trial's model on dev (the study's metric), and its predictions for the tests.
     It predicts with the temperature and threshold it was given on the selection set."""
-    head = tc.dir.head(outcome.head)
+    head = tc.study_dir.head(outcome.head)
     if outcome.best is None or not head.best_json.is_file():
         return
     if head.read_best().get("trial_number") != outcome.best.number:
@@ -121,7 +121,7 @@ def run_seeds(tc: TuneConfig, outcome: HeadOutcome, resources: Resources,
     best = outcome.best
     if best is None or tc.final_seeds == 0:
         return 0
-    head = tc.dir.head(outcome.head)
+    head = tc.study_dir.head(outcome.head)
     seeds = list(range(1, tc.final_seeds + 1))
     _remove_other_seeds(head, seeds)
     selection = "last" if tc.select_on == "holdout" else "best"
@@ -202,7 +202,7 @@ def _save_seed(tc: TuneConfig, head: str, best: FrozenTrial, resources: Resource
     record = run_record(config, resources.data, tc.to_dict()["command"])
     record["tune"] = {"head": head, "trial_number": best.number, "params": best.params,
                       "seed": seed, "epoch_selection": selection}
-    with atomic_dir(tc.dir.head(head).seed(seed).path, overwrite=True) as tmp:
+    with atomic_dir(tc.study_dir.head(head).seed(seed).path, overwrite=True) as tmp:
         result.save(tmp, record, resources, save_model=False)
 
 

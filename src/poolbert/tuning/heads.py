@@ -143,7 +143,7 @@ def open_head(tc: TuneConfig, space: SearchSpace, storage: Any, head: str, tunin
     study = open_study(tc, storage, head, study_identity(tc, head_space))
     study.sampler = make_sampler(tc, n_trials, index, len(study.get_trials(deepcopy=False)))
     study.pruner = make_pruner(tc.pruner, n_trials, head_space, tc.run.train.num_train_epochs)
-    keeper = BestKeeper(tc.dir.head(head).path, head, tc.select_on,
+    keeper = BestKeeper(tc.study_dir.head(head).path, head, tc.select_on,
                         higher=tc.direction == "maximize")
     setup = TrialSetup(tc.run, head, head_space, tuning, keeper, quiet=quiet,
                        command=tc.to_dict()["command"], tracking=study_tracking(tc))

@@ -79,7 +79,7 @@ def run_packed(job: WorkerJob, storage: Any, tuning: Resources, size: int) -> No
                 t.attention)
     heads = [open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
              for head in tc.heads]
-    lock = FileLock(tc.dir.budget_lock)
+    lock = FileLock(tc.study_dir.budget_lock)
     racing = Race(tc, job.space, storage, tuning) if tc.race else None
     capacity = size
     with Heartbeats(storage, tc.heartbeat_interval) as beats:

@@ -114,10 +114,6 @@ class TuneConfig:
     command: list[str] | None = None
 
     @property
-    def out(self) -> Path:
-        return Path(self.output_dir)
-
-    @property
     def direction(self) -> str:
         """Optuna's direction for the studies: lower is better only for --metric loss ("auto"
         never resolves to loss)."""
@@ -126,12 +122,13 @@ class TuneConfig:
         return direction(self.run.train.metric)
 
     @property
-    def dir(self) -> StudyDir:
-        return StudyDir(self.out)
+    def study_dir(self) -> StudyDir:
+        """The files of `output_dir` (layout.StudyDir)."""
+        return StudyDir(Path(self.output_dir))
 
     @property
     def name(self) -> str:
-        return self.study_name or self.out.resolve().name
+        return self.study_name or Path(self.output_dir).resolve().name
 
     def validate(self) -> TuneConfig:
         self.run.validate()

@@ -30,9 +30,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 def storage_description(tc: TuneConfig) -> str:
     if tc.storage is None:
-        return str(tc.dir.database)
+        return str(tc.study_dir.database)
     if tc.storage == "journal":
-        return str(tc.dir.journal)
+        return str(tc.study_dir.journal)
     return redact(tc.storage)
 
 
@@ -46,8 +46,8 @@ def _open_backend(tc: TuneConfig) -> optuna.storages.BaseStorage:
     if tc.storage == "journal":
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(tc.dir.journal)))
-    url = sqlalchemy_url(tc.storage or tc.dir.database_url())
+        return optuna.storages.JournalStorage(JournalFileBackend(str(tc.study_dir.journal)))
+    url = sqlalchemy_url(tc.storage or tc.study_dir.database_url())
     for attempt in range(3):
         try:
             with warnings.catch_warnings():

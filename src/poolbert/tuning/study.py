@@ -59,7 +59,7 @@ def run_study(tc: TuneConfig, fit_fn: FitFn = fit) -> dict[str, Any]:
         seeds_trained = sum(final_runs(tc, outcome, resources, fit_fn, pack)
                             for outcome in outcomes)
     wall = time.time() - start
-    previous = read_result(tc.dir)
+    previous = read_result(tc.study_dir)
     if previous and previous.wall_time_s is not None and not seeds_trained and \
             finished_trials(tc, storage) == finished_before:
         wall = previous.wall_time_s  # a rerun that trained nothing: it took what it took before
@@ -81,8 +81,8 @@ def write_summary(tc: TuneConfig, outcomes: list[final.HeadOutcome], resources: 
                                    data_sizes(tc, resources), wall, budget,
                                    criterion(tc.run, resources.data), resources.data.label_names,
                                    resources.data.train.labels)
-    write_json(tc.dir.summary_json, result.to_json())
-    write_text(tc.dir.summary_md, summary_markdown(result))
+    write_json(tc.study_dir.summary_json, result.to_json())
+    write_text(tc.study_dir.summary_md, summary_markdown(result))
     return result.to_json()
 
 
@@ -121,7 +121,7 @@ def check_space_lengths(tc: TuneConfig, space: SearchSpace, resources: Resources
 def open_studies(tc: TuneConfig, space: SearchSpace) -> Any:
     """The storage with each head's study created, or checked to search the same space."""
     if tc.storage is None or tc.storage == "journal":  # the storage file lives in the folder
-        tc.out.mkdir(parents=True, exist_ok=True)
+        tc.study_dir.path.mkdir(parents=True, exist_ok=True)
     # an unreachable database: refused before anything is written
     storage = open_storage(tc, label="study")
     for head in tc.heads:  # refuses a study of the same name that searches another space
@@ -133,8 +133,8 @@ def open_studies(tc: TuneConfig, space: SearchSpace) -> Any:
 
 def dashboard_attrs(tc: TuneConfig, head: str) -> dict[str, str]:
     """What optuna-dashboard shows beside a head's study: where its runs are on disk."""
-    return {"head": head, "output_dir": str(tc.out.resolve()),
-            "best_run_dir": str(tc.dir.head(head).best.path.resolve())}
+    return {"head": head, "output_dir": str(tc.study_dir.path.resolve()),
+            "best_run_dir": str(tc.study_dir.head(head).best.path.resolve())}
 
 
 def finished_trials(tc: TuneConfig, storage: Any) -> int:
@@ -144,18 +144,18 @@ def finished_trials(tc: TuneConfig, storage: Any) -> int:
 
 def check_study_dir(tc: TuneConfig) -> None:
     """Refuse another kind of folder (a file, a training run) before writing anything."""
-    out = tc.out
+    out = tc.study_dir.path
     if out.exists() and not out.is_dir():
         raise PoolbertError(f"output path exists and is not a directory: {out}")
     # a folder holding only what a study starts with: another command is creating it now
     if out.is_dir() and any(not p.name.startswith(STUDY_STARTING) for p in out.iterdir()):
-        if "tune" not in tc.dir.read_config():
+        if "tune" not in tc.study_dir.read_config():
             raise PoolbertError(f"output directory exists and is not a poolbert study: {out}")
 
 
 def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
     """Create the study directory, or resume one (after check_study_dir)."""
-    tc.dir.heads.mkdir(parents=True, exist_ok=True)
+    tc.study_dir.heads.mkdir(parents=True, exist_ok=True)
     record = {**tc.run.to_dict(), "tune": tc.to_dict()}
     # the keys `poolbert report` reads
     record.update({"poolings": list(tc.heads), "study_name": tc.name,
@@ -163,12 +163,12 @@ def prepare_output_dir(tc: TuneConfig, space: SearchSpace) -> None:
                    "pruner": describe_pruner(tc.pruner),
                    "sampler": f"TPESampler(seed={tc.run.train.seed})",
                    "space": {h: space.for_head(h).to_dict() for h in tc.heads}})
-    write_json(tc.dir.config_file, record)
+    write_json(tc.study_dir.config_file, record)
 
 
 def write_trials(tc: TuneConfig, storage: Any) -> None:
     trials = {h: final.collect(tc, storage, h, 0).trials for h in tc.heads}
-    summary.write_trials_csv(tc.dir.trials_csv, trials)
+    summary.write_trials_csv(tc.study_dir.trials_csv, trials)
 
 
 def data_sizes(tc: TuneConfig, resources: Resources) -> dict[str, int]:

@@ -108,7 +108,7 @@ class TrialSetup:
 
 def study_tracking(tc: TuneConfig) -> Plan:
     """A study's tracked runs: under its folder, the study's name as the experiment."""
-    return Plan(check_tools(tc.run.train.report_to), tc.out, tc.name)
+    return Plan(check_tools(tc.run.train.report_to), tc.study_dir.path, tc.name)
 
 
 class TrialClock:

@@ -83,7 +83,7 @@ def run_head(job: WorkerJob, storage: Any, head: str, tuning: Resources, fit_fn:
     tc = job.tune
     opened = opened or open_head(tc, job.space, storage, head, tuning, job.index, job.quiet)
     objective = Objective(opened.setup, fit_fn)
-    lock = FileLock(tc.dir.budget_lock)
+    lock = FileLock(tc.study_dir.budget_lock)
     with Heartbeats(storage, tc.heartbeat_interval) as beats:
         while not expired(job.deadline):
             interrupts.check()  # between trials: nothing of a trial is half-written
