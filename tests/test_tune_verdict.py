@@ -58,13 +58,14 @@ class HeadFit:
 
 def test_heads_at_the_baseline_beat_nothing_and_no_difference_is_claimed(tiny, tmp_path):
     summary = run_study(settings(tiny, tmp_path / "s"), HeadFit({"cls": 0.5, "mean": 0.52}))
-    assert summary["baseline"] == {"name": "majority class of train ('entailment')",
+    assert summary["baseline"] == {"name": "always 'entailment', the best constant on dev",
                                    "value": 0.5}
     assert summary["primary_test"] == "two_level_t"
     assert [h["beats_baseline"] for h in summary["heads"].values()] == [False, False]
     assert all(h["baseline_p_adjusted"] >= 0.05 for h in summary["heads"].values())
     assert not any(c["significant"] for c in summary["comparisons"])
-    assert summary["verdict"].startswith("No head beats the baseline, majority class of train")
+    assert summary["verdict"].startswith(
+        "No head beats the baseline, always 'entailment', the best constant on dev")
     assert "not interpreted" in summary["verdict"]
 
 
@@ -136,14 +137,14 @@ def test_baseline_and_power_are_in_the_tables_and_the_figure(clear_study):
              if line.startswith("| ")]
     rows = {row[0]: dict(zip(lines[0], row, strict=True)) for row in lines[1:]}
     assert rows["cls"]["beats baseline"] == "yes" and rows["mean"]["beats baseline"] == "no"
-    base = rows["baseline: majority class of train ('entailment')"]
+    base = rows["baseline: always 'entailment', the best constant on dev"]
     assert base["best model on dev"] == base["seed mean"] == "50.00"
     assert "this study cannot tell differences below" in text
     plan = re.search(r"`poolbert plan (--effect \S+ --n-eval 48 --heads 2 --seeds 3 "
                      r"--seed-std \S+ --example-sd \S+)`", text)
     assert plan is not None
     info = get_head_accuracy_info(load_study_dir(clear_study / "s"))
-    assert info.baseline == ("majority class of train ('entailment')", 0.5)
+    assert info.baseline == ("always 'entailment', the best constant on dev", 0.5)
     labels = {h.name: tick_label(h) for h in info.heads}
     assert labels["cls"] == "cls" and "does not beat" in labels["mean"]
     assert (folder.report / "heads_accuracy.png").is_file()

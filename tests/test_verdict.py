@@ -16,8 +16,6 @@ from poolbert.tuning.power import min_detectable_effect, power_at
 from poolbert.tuning.pseudo import pseudo_values
 from poolbert.tuning.verdict import PRIMARY, compare_heads, holm
 
-RTE_TRAIN = np.repeat([0, 1], [1249, 1241])
-
 
 def study(rng: np.random.Generator, accs: list[float], seeds: int = 5, n: int = 277,
           seed_shift: float = 0.0) -> tuple[dict[str, HeadEvidence], np.ndarray]:
@@ -37,7 +35,7 @@ def study(rng: np.random.Generator, accs: list[float], seeds: int = 5, n: int = 
 
 
 def verdict_of(heads: dict[str, HeadEvidence], y: np.ndarray, metric: str = "accuracy"):
-    base = baseline(RTE_TRAIN, y, "single_label", metric, 2)
+    base = baseline(y, "single_label", metric, 2)
     return compare_heads(heads, base, "single_label", metric, y, n_resamples=200)
 
 
@@ -69,31 +67,49 @@ def test_holm_hand_example_and_reference():
 
 def test_baseline_single_label():
     dev = np.array([0] * 146 + [1] * 131)
-    acc = baseline(RTE_TRAIN, dev, "single_label", "accuracy", 2, ["entailment", "not"])
-    assert acc.value == pytest.approx(146 / 277) and "majority class" in acc.name
+    acc = baseline(dev, "single_label", "accuracy", 2, ["entailment", "not"])
+    assert acc.value == pytest.approx(146 / 277) and "'entailment'" in acc.name
     assert (acc.preds == 0).all()
-    # F1 of the positive class: "always positive" beats the majority (0) on train
-    f1 = baseline(RTE_TRAIN, dev, "single_label", "f1", 2)
+    # F1 of the positive class: "always positive" is the best constant (always 0 has F1 0)
+    f1 = baseline(dev, "single_label", "f1", 2)
     assert (f1.preds == 1).all()
     assert f1.value == pytest.approx(2 * 131 / (277 + 131))
-    assert baseline(RTE_TRAIN, dev, "single_label", "mcc", 2).value == 0.0
-    macro = baseline(RTE_TRAIN, dev, "single_label", "macro_f1", 2)
+    assert baseline(dev, "single_label", "mcc", 2).value == 0.0
+    macro = baseline(dev, "single_label", "macro_f1", 2)
     assert macro.value == pytest.approx((2 * 146 / (277 + 146)) / 2)
-    loss = baseline(RTE_TRAIN, dev, "single_label", "loss", 2)
-    prior = np.array([1249.5, 1241.5]) / 2491
+    loss = baseline(dev, "single_label", "loss", 2)
+    prior = np.array([146, 131]) / 277
     assert loss.value == pytest.approx(-np.log(prior[dev]).mean())
+
+
+def test_baseline_is_the_best_constant_on_dev_not_trains_majority():
+    # A training subset whose majority is dev's minority (RTE, 200 examples): a constant
+    # chosen on train scores below chance on dev; the baseline is dev's best constant, so a
+    # head that always says 'entailment' does not beat it.
+    dev = np.array([0] * 146 + [1] * 131)
+    base = baseline(dev, "single_label", "accuracy", 2, ["entailment", "not_entailment"],
+                    train_labels=np.repeat([0, 1], [95, 105]))
+    assert base.value == pytest.approx(146 / 277) and (base.preds == 0).all()
+    always = HeadEvidence(np.zeros((3, 277), dtype=np.int64))
+    verdict = compare_heads({"cls": always}, base, "single_label", "accuracy", dev)
+    assert verdict.heads["cls"]["beats_baseline"] is False
 
 
 def test_baseline_multi_label_and_regression():
     train = np.array([[1, 0, 0]] * 5 + [[0, 1, 0]] * 3 + [[0, 0, 0]] * 2, dtype=float)
     dev = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [-1, -1, -1]], dtype=float)
-    out = baseline(train, dev, "multi_label", "micro_f1", 3, ["a", "b", "c"])
+    out = baseline(dev, "multi_label", "micro_f1", 3, ["a", "b", "c"], train_labels=train)
     assert "(a)" in out.name and out.preds.tolist() == [[1, 0, 0]] * 3  # unlabelled row left out
     assert out.value == pytest.approx(2 * 2 / (3 + 3))
-    targets = np.array([1.0, 2.0, 3.0, np.nan])
-    reg = baseline(targets, np.array([0.0, 4.0]), "regression", "loss", 1)
+    # a set only train holds is a candidate too: the best constant for b-heavy dev
+    dev_b = np.array([[1, 1, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
+    both = baseline(dev_b, "multi_label", "micro_f1", 3, ["a", "b", "c"],
+                    train_labels=np.array([[1, 1, 0]], dtype=float))
+    assert both.preds.tolist() == [[1, 1, 0]] * 3
+    targets = np.array([0.0, 4.0, np.nan])
+    reg = baseline(targets, "regression", "loss", 1)
     assert reg.value == pytest.approx(((0 - 2) ** 2 + (4 - 2) ** 2) / 2)
-    assert baseline(targets, np.array([0.0, 4.0]), "regression", "pearson", 1).value == 0.0
+    assert baseline(targets, "regression", "pearson", 1).value == 0.0
 
 
 # ----------------------------------------------------------------------------- pseudo-values
@@ -205,14 +221,14 @@ def test_heads_at_the_majority_class_do_not_beat_it():
     heads, y = study(np.random.default_rng(8), [146 / 277, 146 / 277, 0.5])
     out = verdict_of(heads, y)
     assert not any(v["beats_baseline"] for v in out.heads.values())
-    assert out.text.startswith("No head beats the baseline, majority class of train")
+    assert out.text.startswith("No head beats the baseline, always '0', the best constant on dev")
     assert f"{100 * np.mean(y == 0):.1f}% accuracy" in out.text
 
 
 def test_one_run_heads_borrow_seed_noise_and_unlabelled_rows_are_dropped():
     heads, y = study(np.random.default_rng(9), [0.7, 0.6])
     single = {"a": heads["h0"], "b": HeadEvidence(heads["h1"].preds[:1], seeded=False)}
-    base = baseline(RTE_TRAIN, y, "single_label", "accuracy", 2)
+    base = baseline(y, "single_label", "accuracy", 2)
     out = compare_heads(single, base, "single_label", "accuracy", y, n_resamples=200)
     assert out.heads["b"]["seed_noise"] == "borrowed" and out.heads["a"]["seed_noise"] == "own"
     assert "borrowed" in out.comparisons[0]["basis"]
@@ -238,7 +254,7 @@ def test_regression_and_loss_direction():
     bad = y + 2.0 * rng.standard_normal((3, 200))
     heads = {"good": HeadEvidence(good), "bad": HeadEvidence(bad)}
     for metric in ("pearson", "loss"):
-        base = baseline(y + 0.1, y, "regression", metric, 1)
+        base = baseline(y, "regression", metric, 1)
         out = compare_heads(heads, base, "regression", metric, y, n_resamples=200)
         assert out.heads["good"]["beats_baseline"]
         assert out.comparisons[0]["significant"]
@@ -288,7 +304,7 @@ def test_multi_label_and_loss_studies():
     runs = {h: np.where(rng.random((3, 120, 4)) < acc, y, 1 - y)
             for h, acc in (("good", 0.97), ("bad", 0.75))}
     heads = {h: HeadEvidence(p) for h, p in runs.items()}
-    base = baseline(y, y, "multi_label", "micro_f1", 4)
+    base = baseline(y, "multi_label", "micro_f1", 4)
     out = compare_heads(heads, base, "multi_label", "micro_f1", y, n_resamples=200)
     assert out.heads["good"]["beats_baseline"] and out.comparisons[0]["difference"] > 0
     assert out.comparisons[0]["significant"]
@@ -299,7 +315,7 @@ def test_multi_label_and_loss_studies():
     heads = {h: HeadEvidence(p.argmax(axis=2), probs=p) for h, p in probs.items()}
     heads = {h: HeadEvidence(np.repeat(e.preds, 3, 0), probs=np.repeat(e.probs, 3, 0))
              for h, e in heads.items()}
-    loss_base = baseline(labels, labels, "single_label", "loss", 2)
+    loss_base = baseline(labels, "single_label", "loss", 2)
     out = compare_heads(heads, loss_base, "single_label", "loss", labels, n_resamples=200)
     assert out.heads["sharp"]["mean"] == pytest.approx(-np.log(0.9))
     assert out.heads["sharp"]["beats_baseline"] and not out.heads["vague"]["beats_baseline"]

@@ -160,8 +160,8 @@ class Comparison:
 
 @dataclass
 class Baseline:
-    """What every head is held against: the trivial predictor fitted on train's labels (the
-    majority class for accuracy), scored on dev (tuning.baseline)."""
+    """What every head is held against: the best prediction that never reads the text, on
+    dev (for accuracy, dev's most frequent class; tuning.baseline)."""
 
     name: str
     value: float | None

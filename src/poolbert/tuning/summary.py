@@ -95,10 +95,11 @@ def evidence_of(o: HeadOutcome) -> HeadEvidence | None:
 def study_verdict(outcomes: list[HeadOutcome], train_labels: np.ndarray,
                   dev_labels: np.ndarray, judge: Criterion, label_names: list[str],
                   alpha: float = ALPHA) -> tuple[Verdict | None, BaselineEvidence]:
-    """The baseline (fitted on train's labels, scored on dev) and the verdict over the heads
-    that have a model on dev (verdict.compare_heads); no verdict when none has."""
+    """The baseline (the best text-blind prediction on dev; train's label sets are candidates
+    for multi-label) and the verdict over the heads that have a model on dev
+    (verdict.compare_heads); no verdict when none has."""
     k = max(len(label_names), 1)
-    base = baseline(train_labels, dev_labels, judge.problem_type, judge.metric, k, label_names)
+    base = baseline(dev_labels, judge.problem_type, judge.metric, k, label_names, train_labels)
     found = {o.head: e for o in outcomes if (e := evidence_of(o)) is not None}
     if not found:
         return None, base

@@ -108,8 +108,8 @@ def metric_table(result: StudyResult, order: list[str] | None = None) -> Table:
             "validation set; seed mean, sample std and the 95% t-interval of the mean: the "
             "re-trainings of the best settings, on the validation set.")
     if result.baseline is not None:
-        note += (f" Baseline: {result.baseline.name}, fitted on train's labels and scored on "
-                 "the validation set")
+        note += (f" Baseline: {result.baseline.name}, the best a prediction that never reads "
+                 "the text scores on the validation set")
         note += ("; beats baseline: the head's seed mean is above it by the primary test, "
                  "one-sided, Holm-adjusted across heads (a head marked \"no\" did not show "
                  "that it learnt anything)." if baseline else ".")
