@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -263,6 +264,15 @@ def test_only_lost_connections_and_busy_files_are_retried():
     assert not is_transient(wrapped(sqlalchemy.exc.IntegrityError("x", {}, Exception("dup"))))
     assert not is_transient(optuna.exceptions.UpdateFinishedTrialError("finished"))
     assert not is_transient(KeyError("no study"))
+
+
+def test_a_journal_study_without_sqlalchemy_judges_its_errors(monkeypatch):
+    # bench/gpu.sh's machines have no SQLAlchemy: their studies use the journal file, and an
+    # error of a storage call (a trial already finished) is judged without importing it
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)
+    monkeypatch.setitem(sys.modules, "sqlalchemy.exc", None)
+    assert is_transient(OSError(5, "Input/output error"))
+    assert not is_transient(optuna.exceptions.UpdateFinishedTrialError("finished"))
 
 
 def test_a_finish_whose_answer_was_lost_is_not_told_twice(tmp_path):

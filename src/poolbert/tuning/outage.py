@@ -46,16 +46,21 @@ class StorageLost(PoolbertError):
 def is_transient(exc: BaseException) -> bool:
     """A lost or refused database connection, a locked SQLite file, an unreadable journal file:
     worth trying again. Bad data, a missing table or a finished trial are not."""
-    import sqlalchemy.exc as sa
+    sa: Any = None
+    try:
+        import sqlalchemy.exc as sa
+    except ImportError:  # a journal file's storage needs no SQLAlchemy, and may run without it
+        pass
 
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, sa.DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, (sa.DisconnectionError, sa.InterfaceError, sa.TimeoutError)):
-            return True
-        if isinstance(seen, sa.OperationalError):
-            return not any(text in str(seen).lower() for text in PERMANENT)
+        if sa is not None:
+            if isinstance(seen, sa.DBAPIError) and seen.connection_invalidated:
+                return True
+            if isinstance(seen, (sa.DisconnectionError, sa.InterfaceError, sa.TimeoutError)):
+                return True
+            if isinstance(seen, sa.OperationalError):
+                return not any(text in str(seen).lower() for text in PERMANENT)
         if isinstance(seen, OSError):
             return not isinstance(seen, (PermissionError, IsADirectoryError, NotADirectoryError))
         seen = seen.__cause__  # Optuna raises StorageInternalError from SQLAlchemy's error
