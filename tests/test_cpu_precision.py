@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 import pytest
 import torch
-from helpers import tiny_bert_dir, tiny_glue_dir
+from helpers import tiny_bert_dir, tiny_glue_dir, tiny_run_config
 
 from poolbert import device as device_module
 from poolbert.cli import main
@@ -43,17 +43,8 @@ def no_native_bf16(monkeypatch):
 
 
 def config_for(setup, **train) -> RunConfig:
-    model_dir, data_dir = setup
-    config = RunConfig()
-    config.data.data_dir = str(data_dir)
-    config.model.model_name_or_path = str(model_dir)
+    config = tiny_run_config(*setup, num_train_epochs=1, **train)
     config.model.pooling = "mean_max"
-    config.train.num_train_epochs = 1
-    config.train.batch_size = 8
-    config.train.max_length = 32
-    config.train.device = "cpu"
-    for key, value in train.items():
-        setattr(config.train, key, value)
     return config.validate()
 
 
