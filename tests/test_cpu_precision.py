@@ -103,6 +103,27 @@ def test_auto_is_fp32_on_a_cpu_without_native_bf16(no_native_bf16):
     assert device_module.precision_reason("bf16", CPU).startswith("bf16: asked for; emulated")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_study_summary_says_which_precision_its_trials_used_and_why(monkeypatch, tmp_path,
+                                                                      native):
+    from poolbert.tuning.protocol import budget_text
+    from poolbert.tuning.results import Budget, StudyResult
+    from poolbert.tuning.settings import tune_config
+    from poolbert.tuning.space import load_space
+    from poolbert.tuning.study import budget
+
+    monkeypatch.setattr(device_module, "cpu_bf16_feature",
+                        lambda: "avx512_bf16" if native else None)
+    tc = tune_config(None, {"device": "cpu"}, output_dir=tmp_path / "s", preset="quick")
+    recorded = Budget.from_json(budget(tc, load_space(tc.space), 1, 1))
+    assert recorded.precision == ("bf16" if native else "fp32")
+    expected = ("bf16: auto, the cpu has avx512_bf16" if native else
+                "fp32: auto, the cpu has no native bf16 (no amx_bf16 or avx512_bf16)")
+    assert recorded.precision_reason == expected
+    assert f"on cpu (the quick preset: all of train on a GPU, a fixed subset on a CPU) in " \
+        f"{expected}" in budget_text(StudyResult(budget=recorded, preset="quick"))
+
+
 def test_a_run_on_a_native_cpu_trains_and_scores_in_bf16_and_says_why(setup, native_bf16,
                                                                       tmp_path):
     config = config_for(setup)

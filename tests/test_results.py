@@ -32,7 +32,7 @@ HEAD_KEYS = ["n_trials", "n_requested", "n_complete", "n_pruned", "n_failed", "b
              "dev_recall", "seeds", "seed_values", "mean", "std", "ci95",
              "epochs_saved_by_pruning", "beats_baseline", "baseline_p_adjusted"]
 BUDGET_KEYS = ["n_trials", "space", "pruner", "max_train_samples", "device", "final_seeds",
-               "n_workers", "trials_per_gpu", "pack", "timeout"]
+               "n_workers", "trials_per_gpu", "pack", "timeout", "precision", "precision_reason"]
 PAIR_KEYS = {"a", "b", "test", "alpha", "basis", "statistic", "p_value", "significant",
              "p_adjusted"}
 DISCORDANT = {"a_correct_b_wrong", "b_correct_a_wrong"}

@@ -190,6 +190,8 @@ def budget_text(result: StudyResult) -> str:
     where = f" on {budget.device}" if budget.device else ""  # older studies did not record it
     if result.preset == "quick" and budget.device:
         where += " (the quick preset: all of train on a GPU, a fixed subset on a CPU)"
+    if budget.precision_reason:
+        where += f" in {budget.precision_reason}"
     packed = f", {budget.pack} trials packed together per worker" if budget.pack > 1 else ""
     if budget.unpacked:
         packed = f", one trial at a time ({budget.unpacked})"

@@ -65,6 +65,9 @@ class Budget:
     timeout: float | None = None
     # why the CUDA default trained one trial at a time (an encoder fusion cannot take)
     unpacked: str | None = _optional()
+    # the precision trials computed in and why (device.precision_reason); not recorded before
+    precision: str | None = _optional()
+    precision_reason: str | None = _optional()
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import interrupts
 from ..data import load_data
-from ..device import resolve_device
+from ..device import precision_reason, resolve_device, resolve_precision
 from ..encoder import max_positions
 from ..errors import PoolbertError
 from ..files import write_json, write_text
@@ -188,12 +188,15 @@ def unpacked_reason(tc: TuneConfig, resources: Resources) -> str | None:
 
 def budget(tc: TuneConfig, space: SearchSpace, n_workers: int, pack: int,
            unpacked: str | None = None) -> dict[str, Any]:
+    device = resolve_device(tc.run.train.device)
     return {
         "n_trials": {h: n_trials_for(tc, space.for_head(h)) for h in tc.heads},
         "space": space.source if tc.space not in ("paper", "quick") else f"{tc.space}.yaml",
         "pruner": describe_pruner(tc.pruner),
         "max_train_samples": tc.run.data.max_train_samples,
-        "device": resolve_device(tc.run.train.device).type,
+        "device": device.type,
+        "precision": resolve_precision(tc.run.train.precision, device),
+        "precision_reason": precision_reason(tc.run.train.precision, device),
         "final_seeds": tc.final_seeds,
         "n_workers": n_workers,
         "trials_per_gpu": tc.trials_per_gpu,
