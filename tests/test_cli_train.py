@@ -18,16 +18,19 @@ def setup(tmp_path_factory):
     return tiny_bert_dir(root / "model"), tiny_glue_dir(root / "data", 48, 24)
 
 
-def base_args(setup, out) -> list[str]:
+def base_args(setup, out, pooling: str = "mean") -> list[str]:
     model_dir, data_dir = setup
-    return ["train", "--data-dir", str(data_dir), "--model", str(model_dir), "--pooling", "mean",
+    return ["train", "--data-dir", str(data_dir), "--model", str(model_dir), "--pooling", pooling,
             "--num-train-epochs", "2", "--max-length", "32", "--batch-size", "8",
             "--learning-rate", "3e-3", "--output-dir", str(out), "--quiet"]
 
 
-def test_train_writes_the_run_directory_and_repeats_from_its_config(setup, tmp_path, capsys):
+# cls: its config.json records where the head started (cls_pooler), a key that must read back
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_train_writes_the_run_directory_and_repeats_from_its_config(setup, tmp_path, capsys,
+                                                                    pooling):
     out = tmp_path / "run"
-    assert main(base_args(setup, out)) == 0
+    assert main(base_args(setup, out, pooling)) == 0
     for name in ("config.json", "metrics.json", "history.jsonl", "predictions.csv",
                  "loss_curve.png", "model/model.safetensors", "model/config.json",
                  "model/tokenizer.json"):
@@ -35,7 +38,7 @@ def test_train_writes_the_run_directory_and_repeats_from_its_config(setup, tmp_p
     assert not list(tmp_path.glob(".run.tmp-*"))  # the temporary folder was renamed
     metrics = json.loads((out / "metrics.json").read_text())
     record = json.loads((out / "config.json").read_text())
-    assert record["model"]["pooling"] == "mean" and record["train"]["num_train_epochs"] == 2
+    assert record["model"]["pooling"] == pooling and record["train"]["num_train_epochs"] == 2
     assert "torch" in record["versions"]
     assert "eval_accuracy" in capsys.readouterr().out
 
