@@ -290,3 +290,13 @@ def test_a_space_longer_than_the_encoder_is_refused_before_anything_is_written(t
                                             r"takes: 128 tokens"):
         run_study(tc, fake_fit)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_finished_study_is_scored_again_by_evaluate(tiny, tmp_path):
+    # the best trial's config.json records its trial ("tune"); evaluate reads it back
+    import poolbert
+
+    tc = settings(tiny, tmp_path / "s", n_trials=1)
+    summary = run_study(tc)
+    metrics = poolbert.evaluate(tmp_path / "s")
+    assert metrics["eval_accuracy"] == pytest.approx(summary["heads"]["cls"]["dev_value_best"])

@@ -145,7 +145,7 @@ class RunConfig:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 # written into a run's config.json for the record; read back, they are not settings
 RECORD_ONLY_KEYS = ("versions", "command", "data_source", "text_columns_resolved",
-                    "precision_resolved", "precision_reason", "cls_pooler")
+                    "precision_resolved", "precision_reason", "cls_pooler", "tune")
 ALIASES = {"model": "model_name_or_path"}  # the flag's name, accepted in settings files too
 
 
