@@ -190,9 +190,8 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
              "tensor to another device (none on a CPU); the batch's own transfer (one copy per "
              "batch field, the same for every K) is a no-op on a CPU and is not counted here",
              "view ops: metadata-only operations among the ops (no kernel on a GPU)",
-             "on a CPU each member's head runs torch's single-tensor AdamW (a few ops and a "
-             "step read per parameter); on CUDA poolbert asks for the fused AdamW, so the "
-             "per-member head update costs fewer ops there than counted here"]
+             "the update: row_adamw over the pack's (K, N) rows, every member's encoder and "
+             "head together, the same passes on a CPU and on CUDA"]
     with tempfile.TemporaryDirectory() as tmp:
         model, data = model_and_data(args, Path(tmp), notes)
         base = base_config(model, data, args.device)

@@ -111,9 +111,9 @@ def test_a_packed_pair_trains_each_member_as_it_would_train_alone(arch, data, tm
 @pytest.fixture
 def no_report(monkeypatch):
     """The study's HTML report draws the same figures whatever the encoder: not redrawn here."""
-    from poolbert.cli import tune_cmd
+    from poolbert import api
 
-    monkeypatch.setattr(tune_cmd, "build_report", lambda tc: None)
+    monkeypatch.setattr(api, "_draw_study_report", lambda folder, storage: None)
 
 
 def tune(model, data, out, *extra: str) -> int:

@@ -13,7 +13,7 @@ is chosen or tuned on it.
   metric; ties go to the lower class index. For accuracy it is dev's most frequent class;
   every constant has MCC 0 (undefined, counted as 0 by metrics.py).
 - multi-label: one label set for every example, the best on dev among the sets dev and train
-  hold and the empty set.
+  hold and every "m most frequent labels of dev" (m = 0..k: where the F1 optimum lies).
 - regression: a constant has no correlation: Pearson and Spearman are undefined and counted as
   0, so a head beats it by a correlation above 0; for the loss, the mean of dev's targets.
 - the loss: dev's class (or label) frequencies as probabilities, the constant prediction of
@@ -78,7 +78,13 @@ def _multi_label(dev: np.ndarray, train: np.ndarray | None, metric: str,
         preds = np.tile((freq >= 0.5).astype(dev.dtype), (len(dev), 1))
         value = metric_value(dev, preds, "multi_label", metric, k, probs)
         return BaselineEvidence("label frequencies of dev", value, preds, probs)
-    seen = [dev, np.zeros((1, k), dev.dtype)] + ([] if train is None else [train])
+    # the F1 optimum among constants is "the m most frequent labels" for some m, which need
+    # not occur as a row: every such prefix is a candidate too
+    order = np.argsort(-dev.sum(axis=0), kind="stable")
+    prefixes = np.zeros((k + 1, k), dev.dtype)
+    for m in range(1, k + 1):
+        prefixes[m:, order[m - 1]] = 1
+    seen = [dev, prefixes] + ([] if train is None else [train])
     candidates = np.unique(np.concatenate(seen).astype(np.int8), axis=0).astype(dev.dtype)
     scores = [metric_value(dev, np.tile(row, (len(dev), 1)), "multi_label", metric, k)
               for row in candidates]
