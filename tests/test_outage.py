@@ -9,7 +9,6 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,15 @@ import sqlalchemy.exc
 from helpers import tiny_bert_dir, tiny_glue_dir
 from optuna.storages.journal import JournalFileBackend
 from proxy import TcpProxy
-from test_reliability import check_budget, run, start, trials_of, tune_argv, wait_for_running
+from test_reliability import (
+    check_budget,
+    run,
+    start,
+    trials_of,
+    tune_argv,
+    wait_for_running,
+    write_lr_space,
+)
 
 from poolbert.tuning.outage import RetryingStorage, StorageLost, is_transient, retrying
 
@@ -37,14 +44,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lr_space(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("space") / "lr.yaml"
-    path.write_text(textwrap.dedent("""\
-        heads:
-          cls:
-            params:
-              learning_rate: {type: float, low: 2.0e-5, high: 2.0e-4, log: true}
-        """))
-    return path
+    return write_lr_space(tmp_path_factory.mktemp("space") / "lr.yaml")
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -32,18 +31,17 @@ def tiny(tmp_path_factory):
     return tiny_bert_dir(root / "model"), tiny_glue_dir(root / "data", 24, 12)
 
 
+def write_lr_space(path: Path, n_trials: int | None = None) -> Path:
+    """Only the learning rate is searched, so --num-train-epochs sets how long a trial takes."""
+    budget = f"    n_trials: {n_trials}\n" if n_trials is not None else ""
+    path.write_text("heads:\n  cls:\n" + budget + "    params:\n      learning_rate: "
+                    "{type: float, low: 2.0e-5, high: 2.0e-4, log: true}\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def lr_space(tmp_path_factory) -> Path:
-    """Only the learning rate is searched, so --num-train-epochs sets how long a trial takes."""
-    path = tmp_path_factory.mktemp("space") / "lr.yaml"
-    path.write_text(textwrap.dedent("""\
-        heads:
-          cls:
-            n_trials: 3
-            params:
-              learning_rate: {type: float, low: 2.0e-5, high: 2.0e-4, log: true}
-        """))
-    return path
+    return write_lr_space(tmp_path_factory.mktemp("space") / "lr.yaml", n_trials=3)
 
 
 def env(**extra: str) -> dict[str, str]:

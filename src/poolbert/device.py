@@ -134,9 +134,14 @@ def attention_kernels(backend: str, device: torch.device) -> contextlib.Abstract
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """bf16 asked for on a GPU that lacks it: one line, before any work."""
+    """A precision poolbert does not know, or bf16 asked for on a GPU that lacks it: one line,
+    before any work (resolve_precision passes names other than auto through unchanged)."""
+    from .config import PRECISIONS
     from .errors import PoolbertError
 
+    if precision not in PRECISIONS:
+        raise PoolbertError(f"--precision must be one of {', '.join(PRECISIONS)}, "
+                            f"got {precision!r}")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise PoolbertError("precision bf16 is not supported on this GPU; use fp16")
 

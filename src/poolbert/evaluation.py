@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import PRECISIONS, RunConfig, apply_overrides
+from .config import RunConfig, apply_overrides
 from .data import TokenCache, load_data
 from .device import check_precision, precision_reason, resolve_device, resolve_precision
-from .errors import PoolbertError
 from .exporting import load_classifier, resolve_source
 from .files import read_json
 from .model import calibration_of, problem_of
@@ -39,8 +38,6 @@ def score_saved_model(model_dir: str | os.PathLike, split: str, max_length: int 
     model, tokenizer = load_classifier(model_path)  # poolbert's folders and exported ones
     data = load_data(config.data)
     enc = TokenCache(tokenizer).get(getattr(data, split), max_length or config.train.max_length)
-    if precision not in PRECISIONS:
-        raise PoolbertError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     where = resolve_device(device)
     used = resolve_precision(precision, where)
     check_precision(used, where)

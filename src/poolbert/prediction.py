@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
-from .config import PRECISIONS, DataConfig
+from .config import DataConfig
 from .data import (
     GLUE_TASKS,
     Encoded,
@@ -125,9 +125,6 @@ class Predictor:
             raise PoolbertError(f"--backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
         if o.onnx_file and o.backend != "onnxruntime":
             raise PoolbertError("--onnx-file needs --backend onnxruntime")
-        if o.precision not in PRECISIONS:
-            raise PoolbertError(f"--precision must be one of {', '.join(PRECISIONS)}, "
-                                f"got {o.precision!r}")
         if o.precision != "auto" and o.backend == "onnxruntime":
             raise PoolbertError("--precision is for --backend torch (an ONNX graph computes in "
                                 "the precision it was exported in)")
